@@ -1,0 +1,47 @@
+"""Every SMTP reply the listener sends on its own behalf, in one place.
+
+Replies carry RFC 3463 enhanced status codes and say what is wrong in plain words;
+none names software or versions.
+"""
+
+from __future__ import annotations
+
+from continuity.core.content_checks import ContentLimits, ContentProblem
+from continuity.core.recipients import RecipientVerdict
+
+OK_SENDER = "250 2.1.0 Ok"
+OK_RECIPIENT = "250 2.1.5 Ok"
+TOO_MANY_SESSIONS = "421 4.7.0 Too many connections from your address; try again later"
+TOO_MANY_ERRORS = "421 4.7.0 Too many errors in this session; closing connection"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down; try again later"
+RATE_LIMITED = "451 4.7.1 Too many messages from your address; try again later"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients for one message"
+STORAGE_FAILURE = "451 4.3.0 Temporary storage failure; message not accepted, try again later"
+
+
+def queued(queue_id: str) -> str:
+    """The reply that acknowledges a durable message."""
+    return f"250 2.0.0 Ok: queued as {queue_id}"
+
+
+def recipient_refused(verdict: RecipientVerdict, address: str) -> str:
+    """The reply that refuses a recipient (verdict is not ACCEPT)."""
+    if verdict is RecipientVerdict.MALFORMED:
+        return "501 5.1.3 Bad recipient address syntax"
+    shown = address.replace("\r", "").replace("\n", "")[:320]
+    if verdict is RecipientVerdict.RELAY_DENIED:
+        return f"554 5.7.1 <{shown}>: Relay access denied"
+    if verdict is RecipientVerdict.DISABLED:
+        return f"550 5.2.1 <{shown}>: Mailbox disabled, not accepting messages"
+    return f"550 5.1.1 <{shown}>: Recipient address rejected: User unknown"
+
+
+def content_refused(problem: ContentProblem, limits: ContentLimits) -> str:
+    """The reply that refuses a message's content."""
+    if problem is ContentProblem.BARE_LINE_ENDING:
+        return "550 5.6.0 Message refused: bare CR or LF in message data; lines must end with CRLF"
+    if problem is ContentProblem.NUL_BYTE:
+        return "550 5.6.0 Message refused: NUL byte in message data"
+    if problem is ContentProblem.HEADER_TOO_LARGE:
+        return f"552 5.3.4 Message refused: header section exceeds {limits.max_header_size} bytes"
+    return f"554 5.6.0 Message refused: MIME nesting deeper than {limits.max_mime_depth} levels"

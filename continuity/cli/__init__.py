@@ -1,0 +1,1 @@
+"""The ``continuity`` command: serve, configuration, mailboxes and the queue."""

@@ -1,0 +1,40 @@
+"""Entry point of the ``continuity`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from continuity import __version__
+from continuity.cli.config_cmd import config_group
+from continuity.cli.context import CliContext
+from continuity.cli.mailbox_cmd import mailbox_group
+from continuity.cli.queue_cmd import queue_group
+from continuity.cli.serve_cmd import serve_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML configuration file (default: $CONTINUITY_CONFIG; CONTINUITY_* variables override it).",
+)
+@click.version_option(__version__, prog_name="continuity")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """Email continuity appliance: a standby mail stack for when Exchange is down or compromised."""
+    ctx.obj = CliContext(config_path)
+
+
+cli.add_command(serve_command)
+cli.add_command(config_group)
+cli.add_command(mailbox_group)
+cli.add_command(queue_group)
+
+
+def main() -> None:
+    """Run the command line."""
+    cli(prog_name="continuity")

@@ -1,0 +1,1 @@
+"""Pure logic of the appliance: no sockets, no frameworks, fully unit-testable."""

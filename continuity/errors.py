@@ -1,0 +1,47 @@
+"""The one exception tree of the appliance.
+
+Every error the appliance raises on purpose derives from :class:`ContinuityError`.
+Errors that reach an SMTP client carry a reply code, an enhanced status code and a
+public text; the private detail is only logged.
+"""
+
+from __future__ import annotations
+
+
+class ContinuityError(Exception):
+    """Base class of every deliberate error of the appliance."""
+
+
+class ConfigError(ContinuityError):
+    """The configuration is invalid; the message is one sentence per problem, naming the key."""
+
+
+class StorageError(ContinuityError):
+    """The store could not durably write or read; callers answer SMTP with 451 4.3.0."""
+
+
+class NotFoundError(ContinuityError):
+    """A named object (mailbox, queued message) does not exist."""
+
+
+class InvalidInputError(ContinuityError):
+    """Input from an operator or a file is malformed; the message says what and where."""
+
+
+class SmtpReplyError(ContinuityError):
+    """An error that is answered to an SMTP client as a reply line.
+
+    ``public`` is what the client sees; ``detail`` goes to the log only.
+    """
+
+    def __init__(self, code: int, enhanced: str, public: str, detail: str = "") -> None:
+        super().__init__(f"{code} {enhanced} {public}")
+        self.code = code
+        self.enhanced = enhanced
+        self.public = public
+        self.detail = detail
+
+    @property
+    def reply(self) -> str:
+        """The reply line, without CRLF."""
+        return f"{self.code} {self.enhanced} {self.public}"

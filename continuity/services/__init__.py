@@ -1,0 +1,1 @@
+"""Long-running services that join core logic and adapters; app.py wires them together."""

@@ -1,0 +1,144 @@
+"""Wire the appliance together and run it in one event loop until SIGTERM or SIGINT.
+
+This is the only module that picks concrete classes: the store from the settings,
+the SMTP and web listeners, the ingest service and the background tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+
+from continuity.adapters.smtp_server import SmtpListener
+from continuity.adapters.tls import server_context
+from continuity.adapters.web_server import WebListener
+from continuity.config.settings import Settings
+from continuity.config.types import HostPort
+from continuity.core.client_limits import ClientLimiter, ClientLimitPolicy
+from continuity.core.content_checks import ContentLimits
+from continuity.core.models import IncomingMessage
+from continuity.services.data_dir_lock import DataDirLock
+from continuity.services.directory import DirectoryCache
+from continuity.services.ingest import IngestService
+from continuity.store.factory import open_store
+from continuity.store.group_commit import GroupCommitter
+from continuity.store.protocol import Store
+from webmail.app import create_app
+
+log = logging.getLogger("continuity")
+
+_SWEEP_INTERVAL = 60.0
+
+
+@dataclass
+class Running:
+    """Handles to a started appliance (used by serve and by tests)."""
+
+    store: Store
+    smtp: SmtpListener
+    web: WebListener
+    directory: DirectoryCache
+    committer: GroupCommitter[IncomingMessage]
+    lock: DataDirLock
+    smtp_address: HostPort
+    web_address: HostPort
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+async def start(settings: Settings) -> Running:
+    """Open the store, start the listeners and background tasks."""
+    lock = DataDirLock(settings.data_dir)
+    lock.acquire()
+    try:
+        return await _start_locked(settings, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
+    tls = None
+    if settings.smtp.tls_cert is not None and settings.smtp.tls_key is not None:
+        tls = server_context(settings.smtp.tls_cert, settings.smtp.tls_key)
+    store = await open_store(settings, recover=True)
+    directory = DirectoryCache(store.mailboxes)
+    await directory.start()
+    committer: GroupCommitter[IncomingMessage] = GroupCommitter(
+        store.messages.commit, settings.storage.group_commit_max
+    )
+    limits = ContentLimits(settings.smtp.max_header_size, settings.smtp.max_mime_depth)
+    ingest = IngestService(
+        domains=frozenset(settings.domains),
+        directory=directory,
+        committer=committer,
+        content_limits=limits,
+        hostname=settings.smtp.hostname,
+    )
+    limiter = ClientLimiter(
+        ClientLimitPolicy.build(
+            settings.smtp.max_sessions_per_ip,
+            settings.smtp.max_messages_per_ip_per_minute,
+            settings.smtp.limit_exempt_networks,
+        ),
+        time.monotonic,
+    )
+    smtp = SmtpListener(settings.smtp, ingest, limiter, limits, tls)
+    smtp_bound = await smtp.start()
+    web = WebListener(create_app(store), settings.web.listen_address)
+    try:
+        web_bound = await web.start()
+    except (OSError, SystemExit) as exc:
+        await smtp.stop(0)
+        raise OSError(f"cannot listen for HTTP on {settings.web.listen}: {exc}") from None
+    running = Running(
+        store, smtp, web, directory, committer, lock, HostPort(*smtp_bound), HostPort(*web_bound)
+    )
+    running.tasks.append(asyncio.create_task(_sweep(limiter), name="limit-sweep"))
+    mode = "standalone (no primary configured)" if not settings.primary.configured else settings.primary.host
+    log.info(
+        "ready: SMTP on %s%s, web on %s, %d addresses in the directory, domains %s, primary %s",
+        running.smtp_address, " with STARTTLS" if tls else "", running.web_address,
+        len(directory.entries), ", ".join(settings.domains) or "(none)", mode,
+    )
+    if not settings.domains:
+        log.warning("no protected domains configured: every recipient will be refused")
+    return running
+
+
+async def _sweep(limiter: ClientLimiter) -> None:
+    while True:
+        await asyncio.sleep(_SWEEP_INTERVAL)
+        limiter.sweep()
+
+
+async def stop(running: Running, grace: float) -> None:
+    """Drain SMTP, stop the web tier, flush commits and close the store."""
+    log.info("shutting down: finishing SMTP transactions in flight (up to %.0fs)", grace)
+    await running.smtp.stop(grace)
+    await running.web.stop()
+    for task in running.tasks:
+        task.cancel()
+    await asyncio.gather(*running.tasks, return_exceptions=True)
+    await running.directory.stop()
+    await running.committer.drain()
+    await running.store.close()
+    running.lock.release()
+    log.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start(settings)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    try:
+        await stop_requested.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await stop(running, settings.smtp.shutdown_grace)

@@ -1,0 +1,109 @@
+"""The Store protocol: what callers may ask of storage, whatever the backend.
+
+The embedded default is SQLite plus content-addressed files (continuity.store.sqlite);
+a PostgreSQL implementation can be added by implementing these protocols, without
+touching callers. Every method is async; implementations keep blocking I/O off the
+event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from continuity.core.models import DirectoryEntry, IncomingMessage, Mailbox, QueueEntry, UpsertOutcome
+
+
+class MailboxRepository(Protocol):
+    """Pre-provisioned mailboxes and their aliases."""
+
+    async def upsert(self, mailbox: Mailbox, *, keep_password: bool = True) -> UpsertOutcome:
+        """Create or update a mailbox and replace its aliases.
+
+        With keep_password, an existing password hash survives when mailbox has none.
+        Raises InvalidInputError when an alias belongs to another mailbox.
+        """
+        ...
+
+    async def get(self, address: str) -> Mailbox | None:
+        """The mailbox with this primary address, or None."""
+        ...
+
+    async def list(self) -> list[Mailbox]:
+        """Every mailbox, ordered by address."""
+        ...
+
+    async def set_enabled(self, address: str, enabled: bool) -> None:
+        """Enable or disable a mailbox; NotFoundError when it does not exist."""
+        ...
+
+    async def set_password_hash(self, address: str, password_hash: str) -> None:
+        """Store a new password hash; NotFoundError when the mailbox does not exist."""
+        ...
+
+    async def directory(self) -> dict[str, DirectoryEntry]:
+        """Every accepted address (mailboxes and aliases) mapped to its mailbox."""
+        ...
+
+    async def directory_serial(self) -> int:
+        """A number that changes whenever a mailbox or alias changes (for cache refresh)."""
+        ...
+
+
+class MessageRepository(Protocol):
+    """Queued messages: durable commit, listing and reading."""
+
+    async def commit(self, batch: Sequence[IncomingMessage]) -> None:
+        """Make every message of batch durable (bodies and rows) or raise StorageError.
+
+        On return the bodies are fsynced and renamed into place, their directories fsynced,
+        and the rows committed. On error nothing of the batch is visible.
+        """
+        ...
+
+    async def list(self, limit: int = 1000, offset: int = 0) -> list[QueueEntry]:
+        """Queued messages, newest first."""
+        ...
+
+    async def get(self, queue_id: str) -> QueueEntry | None:
+        """One queued message, or None."""
+        ...
+
+    async def count(self) -> int:
+        """Number of messages in the queue that are not yet replayed."""
+        ...
+
+    async def trace_header(self, queue_id: str) -> bytes | None:
+        """The Received header the appliance prepended on receipt, or None for an unknown id."""
+        ...
+
+
+class BlobReader(Protocol):
+    """Read access to message bodies by their sha256."""
+
+    async def read(self, sha256: str) -> bytes:
+        """The body bytes; NotFoundError when absent, StorageError when unreadable or corrupt."""
+        ...
+
+
+class Store(Protocol):
+    """Everything the appliance stores."""
+
+    @property
+    def mailboxes(self) -> MailboxRepository:
+        """Pre-provisioned mailboxes."""
+        ...
+
+    @property
+    def messages(self) -> MessageRepository:
+        """The message queue."""
+        ...
+
+    @property
+    def blobs(self) -> BlobReader:
+        """Message bodies."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+        ...

@@ -1,0 +1,53 @@
+"""The embedded default store: SQLite (WAL) for rows, content-addressed files for bodies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from continuity.store.blobs import BlobStore
+from continuity.store.sqlite_db import SqliteDatabase
+from continuity.store.sqlite_mailboxes import SqliteMailboxRepository
+from continuity.store.sqlite_messages import SqliteMessageRepository
+from continuity.store.sqlite_schema import CORE_MIGRATIONS
+
+# Every component's migrations, applied in this order when the store opens.
+MIGRATIONS: Sequence[tuple[str, Sequence[str]]] = (("core", CORE_MIGRATIONS),)
+
+
+class SqliteStore:
+    """Store implementation on one SQLite file and one blob directory."""
+
+    def __init__(self, database_path: Path, blob_root: Path) -> None:
+        self.database = SqliteDatabase(database_path)
+        self.blob_store = BlobStore(blob_root)
+        self._mailboxes = SqliteMailboxRepository(self.database)
+        self._messages = SqliteMessageRepository(self.database, self.blob_store)
+
+    @property
+    def mailboxes(self) -> SqliteMailboxRepository:
+        return self._mailboxes
+
+    @property
+    def messages(self) -> SqliteMessageRepository:
+        return self._messages
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self.blob_store
+
+    def open_sync(self, *, recover: bool) -> None:
+        """Create or migrate the database and the blob tree; blocking."""
+        self.blob_store.open_sync(recover=recover)
+        self.database.open_sync(MIGRATIONS)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.database.close_sync)
+
+
+async def open_sqlite_store(database_path: Path, blob_root: Path, *, recover: bool = False) -> SqliteStore:
+    """Open (creating or migrating as needed) the SQLite store."""
+    store = SqliteStore(database_path, blob_root)
+    await asyncio.to_thread(store.open_sync, recover=recover)
+    return store

@@ -1,0 +1,109 @@
+"""The message queue in SQLite: durable batch commit, listing and lookup."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from continuity.core.models import IncomingMessage, MessageState, QueueEntry, RecipientState
+from continuity.store.blobs import BlobStore
+from continuity.store.sqlite_db import SqliteDatabase
+
+_ENTRY_QUERY = """
+SELECT m.queue_id, m.message_id, m.sender, m.size, m.state, m.received_at, m.sha256, m.subject,
+       m.client_address, m.client_helo,
+       (SELECT GROUP_CONCAT(address, char(10)) FROM
+            (SELECT address FROM message_recipients r WHERE r.queue_id = m.queue_id ORDER BY position))
+FROM messages m
+"""
+
+
+def _entry_from(row: tuple[object, ...]) -> QueueEntry:
+    (queue_id, message_id, sender, size, state, received_at, sha256, subject, address, helo, rcpts) = row
+    return QueueEntry(
+        queue_id=str(queue_id),
+        message_id=str(message_id),
+        sender=str(sender),
+        recipients=tuple(str(rcpts).split("\n")) if rcpts else (),
+        size=int(size),  # type: ignore[call-overload]
+        state=MessageState(str(state)),
+        received_at=float(received_at),  # type: ignore[arg-type]
+        sha256=str(sha256),
+        subject=str(subject),
+        client_address=str(address),
+        client_helo=str(helo),
+    )
+
+
+def _insert_rows(connection: sqlite3.Connection, batch: Sequence[IncomingMessage]) -> None:
+    connection.executemany(
+        "INSERT INTO messages (queue_id, received_at, sender, size, sha256, message_id, subject,"
+        " client_address, client_helo, trace_header, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (m.queue_id, m.received_at, m.sender, len(m.content), m.sha256, m.message_id, m.subject,
+             m.client_address, m.client_helo, m.trace_header, MessageState.QUEUED.value)
+            for m in batch
+        ],
+    )
+    connection.executemany(
+        "INSERT INTO message_recipients (queue_id, position, address, mailbox, state) VALUES (?, ?, ?, ?, ?)",
+        [
+            (m.queue_id, position, r.address, r.mailbox, RecipientState.PENDING.value)
+            for m in batch
+            for position, r in enumerate(m.recipients)
+        ],
+    )
+    # Standalone delivery: a copy in each recipient's standby mailbox (once per mailbox).
+    connection.executemany(
+        "INSERT OR IGNORE INTO mailbox_messages (mailbox, queue_id, folder, flags, delivered_at)"
+        " VALUES (?, ?, 'INBOX', '', ?)",
+        [(r.mailbox, m.queue_id, m.received_at) for m in batch for r in m.recipients],
+    )
+
+
+class SqliteMessageRepository:
+    """MessageRepository on SQLite plus a BlobStore."""
+
+    def __init__(self, database: SqliteDatabase, blobs: BlobStore) -> None:
+        self._db = database
+        self._blobs = blobs
+
+    def commit_sync(self, batch: Sequence[IncomingMessage]) -> None:
+        """Bodies first (fsync, rename, fsync dir), then the rows in one transaction; blocking."""
+        self._blobs.write_many_sync((m.sha256, m.content) for m in batch)
+        self._db.transact_sync(lambda connection: _insert_rows(connection, batch))
+
+    async def commit(self, batch: Sequence[IncomingMessage]) -> None:
+        await self._db.run_in_writer(lambda: self.commit_sync(batch))
+
+    async def list(self, limit: int = 1000, offset: int = 0) -> list[QueueEntry]:
+        def work(connection: sqlite3.Connection) -> list[QueueEntry]:
+            rows = connection.execute(
+                _ENTRY_QUERY + " ORDER BY m.received_at DESC, m.queue_id DESC LIMIT ? OFFSET ?", (limit, offset)
+            )
+            return [_entry_from(row) for row in rows]
+
+        return await self._db.read(work)
+
+    async def get(self, queue_id: str) -> QueueEntry | None:
+        def work(connection: sqlite3.Connection) -> QueueEntry | None:
+            row = connection.execute(_ENTRY_QUERY + " WHERE m.queue_id = ?", (queue_id,)).fetchone()
+            return None if row is None else _entry_from(row)
+
+        return await self._db.read(work)
+
+    async def trace_header(self, queue_id: str) -> bytes | None:
+        """The Received header the appliance added to this message, or None when unknown."""
+
+        def work(connection: sqlite3.Connection) -> bytes | None:
+            row = connection.execute("SELECT trace_header FROM messages WHERE queue_id = ?", (queue_id,)).fetchone()
+            return None if row is None else bytes(row[0])
+
+        return await self._db.read(work)
+
+    async def count(self) -> int:
+        def work(connection: sqlite3.Connection) -> int:
+            row = connection.execute("SELECT COUNT(*) FROM messages WHERE state != ?", (MessageState.REPLAYED.value,))
+            return int(row.fetchone()[0])
+
+        return await self._db.read(work)

@@ -1,0 +1,1 @@
+"""The web tier: webmail for affected users and the admin HTTP API (litestar)."""
