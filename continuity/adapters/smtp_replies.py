@@ -19,6 +19,16 @@ TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients for one message"
 STORAGE_FAILURE = "451 4.3.0 Temporary storage failure; message not accepted, try again later"
 
 
+def too_much_data(limit: int) -> str:
+    """The reply to a message over the size limit (after reading it all, RFC 5321 4.2.5)."""
+    return f"552 5.3.4 Message size exceeds fixed maximum message size of {limit} bytes"
+
+
+def line_too_long(limit: int) -> str:
+    """The reply to a message with a line longer than the limit."""
+    return f"500 5.5.2 Line too long: a line of the message exceeds {limit} bytes"
+
+
 def queued(queue_id: str) -> str:
     """The reply that acknowledges a durable message."""
     return f"250 2.0.0 Ok: queued as {queue_id}"

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from continuity.adapters import smtp_replies
-from continuity.adapters.smtp_session import ContinuitySMTP, SessionEnvelope, SessionRegistry
+from continuity.adapters.smtp_session import ContinuitySMTP, SessionEnvelope, SessionRegistry, handler_hooks
 from continuity.config.smtp import SmtpSettings
 from continuity.core.client_limits import ClientLimiter
 from continuity.core.content_checks import ContentLimits
@@ -39,10 +39,13 @@ class IngestHandler:
         self, server: ContinuitySMTP, session: Any, envelope: SessionEnvelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
-        # Advertise PIPELINING (aiosmtpd handles pipelined commands) and drop HELP.
-        lines = [line[4:] for line in responses if line[4:] != "HELP"]
+        # Advertise PIPELINING (aiosmtpd handles pipelined commands); drop HELP and AUTH
+        # (an MX accepts mail for its domains without authentication).
+        lines = [line[4:] for line in responses if line[4:] != "HELP" and not line[4:].startswith("AUTH")]
         lines.append("PIPELINING")
-        return [f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"]
+        # One reply string for all lines: aiosmtpd writes each element with its own
+        # send(); joined, the whole EHLO reply leaves in one segment.
+        return ["\r\n".join([f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"])]
 
     async def handle_MAIL(  # noqa: N802
         self, server: ContinuitySMTP, session: Any, envelope: SessionEnvelope, address: str, options: list[str]
@@ -104,6 +107,7 @@ class SmtpListener:
     ) -> None:
         self._settings = settings
         self._handler = IngestHandler(ingest, limiter, settings.max_recipients, content_limits)
+        self._hooks = handler_hooks(self._handler)
         self._limiter = limiter
         self._tls_context = tls_context
         self._registry = SessionRegistry()
@@ -112,6 +116,7 @@ class SmtpListener:
     def _new_session(self) -> ContinuitySMTP:
         return ContinuitySMTP(
             self._handler,
+            hooks=self._hooks,
             limiter=self._limiter,
             registry=self._registry,
             max_errors=self._settings.max_errors,
