@@ -7,9 +7,9 @@ outcomes back into replies (see smtp_replies).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
-import time
 from typing import Any
 
 from continuity.adapters import smtp_replies
@@ -66,7 +66,10 @@ class IngestHandler:
         if decision.verdict is not RecipientVerdict.ACCEPT:
             log.info(
                 "refused recipient <%s> from=<%s> client=[%s]: %s",
-                address, envelope.mail_from, server.client_ip, decision.verdict.value,
+                address,
+                envelope.mail_from,
+                server.client_ip,
+                decision.verdict.value,
             )
             return smtp_replies.recipient_refused(decision.verdict, decision.address or address)
         envelope.rcpt_tos.append(address)
@@ -86,7 +89,8 @@ class IngestHandler:
             sender=sender,
             recipients=tuple(envelope.accepted),
         )
-        outcome = await self._ingest.ingest(transaction, bytes(envelope.original_content))
+        assert envelope.original_content is not None
+        outcome = await self._ingest.ingest(transaction, envelope.original_content)
         if isinstance(outcome, Accepted):
             return smtp_replies.queued(outcome.queue_id)
         if isinstance(outcome, Refused):
@@ -147,9 +151,8 @@ class SmtpListener:
         if self._server is not None:
             self._server.close()
         self._registry.drain()
-        deadline = time.monotonic() + grace
-        while self._registry.sessions and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._registry.all_closed.wait(), grace)
         for session in list(self._registry.sessions):
             log.warning("closing session of client=[%s] still open after %.0fs", session.client_ip, grace)
             if session.transport is not None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import inspect
 import re
 import ssl
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, login_always_fail
 
@@ -30,14 +31,14 @@ _NULL_PATH = re.compile(r"<>(?:\s+(.*))?\Z")
 
 def handler_hooks(handler: Any) -> dict[str, Any]:
     """The handle_* hooks of handler by command name, as aiosmtpd looks them up."""
-    hooks = {name[len("handle_"):]: getattr(handler, name) for name in dir(handler) if name.startswith("handle_")}
+    hooks = {name[len("handle_") :]: getattr(handler, name) for name in dir(handler) if name.startswith("handle_")}
     ehlo = hooks.get("EHLO")
     if ehlo is not None and len(inspect.signature(ehlo).parameters) != 5:
         raise TypeError("handle_EHLO must take (server, session, envelope, hostname, responses)")
     return hooks
 
 
-class SessionEnvelope(Envelope):  # type: ignore[misc]
+class SessionEnvelope(Envelope):
     """aiosmtpd's envelope plus the recipients as the directory resolved them."""
 
     def __init__(self) -> None:
@@ -51,15 +52,24 @@ class SessionRegistry:
     def __init__(self) -> None:
         self.sessions: set[ContinuitySMTP] = set()
         self.draining = False
+        self.all_closed = asyncio.Event()
+
+    def remove(self, session: ContinuitySMTP) -> None:
+        """Forget a closed session; set all_closed when draining and none is left."""
+        self.sessions.discard(session)
+        if self.draining and not self.sessions:
+            self.all_closed.set()
 
     def drain(self) -> None:
         """Close idle sessions now; the others close when their transaction ends."""
         self.draining = True
+        if not self.sessions:
+            self.all_closed.set()
         for session in list(self.sessions):
             session.close_if_idle()
 
 
-class ContinuitySMTP(SMTP):  # type: ignore[misc]
+class ContinuitySMTP(SMTP):
     """aiosmtpd's SMTP protocol with per-IP limits, an error limit and graceful drain."""
 
     def __init__(
@@ -147,7 +157,7 @@ class ContinuitySMTP(SMTP):  # type: ignore[misc]
 
     def connection_lost(self, error: Exception | None) -> None:
         if self in self._registry.sessions:
-            self._registry.sessions.discard(self)
+            self._registry.remove(self)
             if self._client_ip is not None and self._counted:
                 self._limiter.close_session(self._client_ip)
                 self._counted = False
@@ -168,10 +178,8 @@ class ContinuitySMTP(SMTP):  # type: ignore[misc]
         if self.transport is None:
             return
         self._writer.write(reply.encode("ascii") + b"\r\n")
-        try:
+        with contextlib.suppress(ConnectionError):
             await self._writer.drain()
-        except ConnectionError:
-            pass
         if self.transport is not None:
             self.transport.close()
 
@@ -185,7 +193,7 @@ class ContinuitySMTP(SMTP):  # type: ignore[misc]
         if not self.in_transaction and not self._closing and self.transport is not None:
             asyncio.get_running_loop().create_task(self._send_and_close(smtp_replies.SHUTTING_DOWN))
 
-    async def push(self, status: str | bytes) -> None:
+    async def push(self, status: AnyStr) -> None:
         await super().push(status)
         text = status if isinstance(status, str) else status.decode("ascii", "replace")
         if self._closing or text[3:4] == "-":
@@ -215,17 +223,20 @@ class ContinuitySMTP(SMTP):  # type: ignore[misc]
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         result = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
         if isinstance(result, DataTooLarge):
-            self._set_post_data_state()
-            await self.push(smtp_replies.too_much_data(self.data_size_limit))
+            self._end_transaction()
+            await self.push(smtp_replies.too_much_data(self.data_size_limit or 0))
             return
         if isinstance(result, LineTooLong):
-            self._set_post_data_state()
+            self._end_transaction()
             await self.push(smtp_replies.line_too_long(self.line_length_limit - 2))
             return
         self.envelope.content = self.envelope.original_content = result
         status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
+        self._end_transaction()
         await self.push("250 OK" if status is MISSING else status)
+
+    def _end_transaction(self) -> None:
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         match = _SIMPLE_PATH.match(arg)
@@ -239,4 +250,4 @@ class ContinuitySMTP(SMTP):  # type: ignore[misc]
 
 
 # (command, method name) of every smtp_* method, computed once for the class.
-_COMMANDS = tuple((name[len("smtp_"):], name) for name in dir(ContinuitySMTP) if name.startswith("smtp_"))
+_COMMANDS = tuple((name[len("smtp_") :], name) for name in dir(ContinuitySMTP) if name.startswith("smtp_"))

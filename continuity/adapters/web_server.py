@@ -25,8 +25,14 @@ class WebListener:
 
     def __init__(self, app: Litestar, listen: HostPort) -> None:
         config = uvicorn.Config(
-            app, host=listen.host, port=listen.port, loop="none", lifespan="on",
-            log_config=None, access_log=False, server_header=False,
+            app,
+            host=listen.host,
+            port=listen.port,
+            loop="none",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            server_header=False,
         )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from continuity.cli.context import EXIT_FAILED, EXIT_USAGE, CliContext, fail, console, pass_context
+from continuity.cli.context import EXIT_FAILED, EXIT_USAGE, CliContext, console, fail, pass_context
 from continuity.core.addresses import normalize_address
 from continuity.core.mailbox_rows import build_mailbox
 from continuity.core.models import Mailbox
@@ -58,13 +58,19 @@ def mailbox_group() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @pass_context
 def add_command(
-    context: CliContext, address: str, name: str, aliases: tuple[str, ...], alternate_email: str | None,
+    context: CliContext,
+    address: str,
+    name: str,
+    aliases: tuple[str, ...],
+    alternate_email: str | None,
     password_stdin: bool,
 ) -> None:
     """Create or update a mailbox (idempotent); without a password it awaits activation."""
     settings = context.settings()
     try:
-        mailbox = build_mailbox(address, name, domains=settings.domains, aliases=aliases, alternate_email=alternate_email)
+        mailbox = build_mailbox(
+            address, name, domains=settings.domains, aliases=aliases, alternate_email=alternate_email
+        )
     except ValueError as exc:
         fail(f"{exc}.", EXIT_USAGE)
     if password_stdin:
@@ -130,8 +136,12 @@ def list_command(context: CliContext, as_json: bool) -> None:
     table = Table("Address", "Name", "Aliases", "Enabled", "Password", "Alternate")
     for mailbox in mailboxes:
         table.add_row(
-            mailbox.address, mailbox.display_name, ", ".join(mailbox.aliases), "yes" if mailbox.enabled else "no",
-            "set" if mailbox.has_password else "awaiting activation", mailbox.alternate_email or "",
+            mailbox.address,
+            mailbox.display_name,
+            ", ".join(mailbox.aliases),
+            "yes" if mailbox.enabled else "no",
+            "set" if mailbox.has_password else "awaiting activation",
+            mailbox.alternate_email or "",
         )
     console().print(table)
     click.echo(f"{len(mailboxes)} mailboxes.")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import click
 from rich.table import Table
 
-from continuity.cli.context import EXIT_FAILED, CliContext, fail, console, pass_context
+from continuity.cli.context import EXIT_FAILED, CliContext, console, fail, pass_context
 from continuity.core.models import QueueEntry
 from continuity.core.queue_ids import is_queue_id
 from continuity.store.protocol import Store
@@ -53,8 +53,13 @@ def list_command(context: CliContext, as_json: bool, limit: int) -> None:
     table = Table("Id", "Received", "Sender", "Recipients", "Size", "State", "Message-ID")
     for entry in entries:
         table.add_row(
-            entry.queue_id, _iso(entry.received_at), entry.sender or "<>", ", ".join(entry.recipients),
-            str(entry.size), entry.state.value, entry.message_id,
+            entry.queue_id,
+            _iso(entry.received_at),
+            entry.sender or "<>",
+            ", ".join(entry.recipients),
+            str(entry.size),
+            entry.state.value,
+            entry.message_id,
         )
     console().print(table)
     click.echo(f"{len(entries)} messages.")

@@ -15,7 +15,7 @@ from continuity.services.app import serve
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
     try:
-        import uvloop  # noqa: PLC0415 - optional speed-up, absent on some platforms
+        import uvloop
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()

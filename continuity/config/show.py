@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import tomli_w
-
-from continuity.config.settings import Settings
+from pydantic import BaseModel
 
 
 def _without_nulls(value: Any) -> Any:
@@ -17,6 +16,6 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-def render_effective(settings: Settings) -> str:
+def render_effective(settings: BaseModel) -> str:
     """TOML of the effective settings; SecretStr values print as '**********', unset keys are omitted."""
     return tomli_w.dumps(_without_nulls(settings.model_dump(mode="json")))

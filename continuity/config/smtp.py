@@ -56,7 +56,7 @@ class SmtpSettings(BaseModel):
     max_sessions_per_ip: int = Field(
         default=50,
         ge=1,
-        description="Concurrent sessions from one client IP (Postfix smtpd_client_connection_count_limit); 421 past it.",
+        description="Concurrent sessions per client IP (Postfix smtpd_client_connection_count_limit); 421 past it.",
     )
     max_messages_per_ip_per_minute: int = Field(
         default=1200,

@@ -22,9 +22,7 @@ class ClientLimitPolicy:
     exempt_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
-    def build(
-        cls, max_sessions: int, max_messages_per_minute: int, exempt: Iterable[str]
-    ) -> ClientLimitPolicy:
+    def build(cls, max_sessions: int, max_messages_per_minute: int, exempt: Iterable[str]) -> ClientLimitPolicy:
         """Build a policy from configuration values."""
         networks = tuple(ipaddress.ip_network(item, strict=False) for item in exempt)
         return cls(max_sessions, max_messages_per_minute, networks)

@@ -30,7 +30,9 @@ def build_mailbox(
     protected = set(domains)
     canonical = normalize_address(address)
     if domain_of(canonical) not in protected:
-        raise ValueError(f"{canonical} is not in a protected domain ({', '.join(sorted(protected)) or 'none configured'})")
+        raise ValueError(
+            f"{canonical} is not in a protected domain ({', '.join(sorted(protected)) or 'none configured'})"
+        )
     display_name = " ".join(name.split())
     if not display_name:
         raise ValueError("the display name must not be empty")
@@ -104,7 +106,9 @@ def parse_mailbox_csv(text: str, domains: Iterable[str]) -> Iterator[RowResult]:
         try:
             password_hash = values.get("password_hash") or None
             if password_hash is not None and not password_hash.startswith("$argon2"):
-                raise ValueError("password_hash must be an Argon2 hash ($argon2id$...); plain passwords are not imported")
+                raise ValueError(
+                    "password_hash must be an Argon2 hash ($argon2id$...); plain passwords are not imported"
+                )
             mailbox = build_mailbox(
                 values.get("address", ""),
                 values.get("name", ""),

@@ -74,6 +74,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         domains=frozenset(settings.domains),
         directory=directory,
         committer=committer,
+        messages=store.messages,
         content_limits=limits,
         hostname=settings.smtp.hostname,
     )
@@ -93,15 +94,17 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     except (OSError, SystemExit) as exc:
         await smtp.stop(0)
         raise OSError(f"cannot listen for HTTP on {settings.web.listen}: {exc}") from None
-    running = Running(
-        store, smtp, web, directory, committer, lock, HostPort(*smtp_bound), HostPort(*web_bound)
-    )
+    running = Running(store, smtp, web, directory, committer, lock, HostPort(*smtp_bound), HostPort(*web_bound))
     running.tasks.append(asyncio.create_task(_sweep(limiter), name="limit-sweep"))
     mode = "standalone (no primary configured)" if not settings.primary.configured else settings.primary.host
     log.info(
         "ready: SMTP on %s%s, web on %s, %d addresses in the directory, domains %s, primary %s",
-        running.smtp_address, " with STARTTLS" if tls else "", running.web_address,
-        len(directory.entries), ", ".join(settings.domains) or "(none)", mode,
+        running.smtp_address,
+        " with STARTTLS" if tls else "",
+        running.web_address,
+        len(directory.entries),
+        ", ".join(settings.domains) or "(none)",
+        mode,
     )
     if not settings.domains:
         log.warning("no protected domains configured: every recipient will be refused")
@@ -130,15 +133,20 @@ async def stop(running: Running, grace: float) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    running = await start(settings)
+    """Run until SIGTERM or SIGINT, then shut down gracefully.
+
+    The signal handlers go in first, so a SIGTERM during start-up also ends in a clean stop.
+    """
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_requested.set)
     try:
-        await stop_requested.wait()
+        running = await start(settings)
+        try:
+            await stop_requested.wait()
+        finally:
+            await stop(running, settings.smtp.shutdown_grace)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        await stop(running, settings.smtp.shutdown_grace)

@@ -20,6 +20,7 @@ from continuity.core.recipients import RecipientDecision, decide_recipient
 from continuity.errors import StorageError
 from continuity.services.directory import DirectoryCache
 from continuity.store.group_commit import GroupCommitter
+from continuity.store.protocol import MessageRepository
 
 log = logging.getLogger("continuity.ingest")
 
@@ -68,6 +69,7 @@ class IngestService:
         domains: frozenset[str],
         directory: DirectoryCache,
         committer: GroupCommitter[IncomingMessage],
+        messages: MessageRepository,
         content_limits: ContentLimits,
         hostname: str,
         recipient_delimiter: str = "",
@@ -75,6 +77,7 @@ class IngestService:
         self._domains = domains
         self._directory = directory
         self._committer = committer
+        self._messages = messages
         self._limits = content_limits
         self._hostname = hostname
         self._delimiter = recipient_delimiter
@@ -89,7 +92,9 @@ class IngestService:
         if problem is not None:
             log.info(
                 "refused message from=<%s> client=[%s]: %s",
-                transaction.sender, transaction.client_address, problem.value,
+                transaction.sender,
+                transaction.client_address,
+                problem.value,
             )
             return Refused(problem)
         now = time.time()
@@ -120,18 +125,24 @@ class IngestService:
             subject=summary.subject,
             sha256=hashlib.sha256(content).hexdigest(),
         )
+        self._messages.prepare(message)
         try:
             await self._committer.submit(message)
         except StorageError as exc:
             log.error(
                 "storage failure, answering 451 to client=[%s] from=<%s>: %s",
-                transaction.client_address, transaction.sender, exc,
+                transaction.client_address,
+                transaction.sender,
+                exc,
             )
             return StorageFailed(str(exc))
         log.info(
             "%s: accepted from=<%s> to=%s size=%d client=[%s] message-id=%s",
-            queue_id, transaction.sender,
+            queue_id,
+            transaction.sender,
             ",".join(f"<{r.address}>" for r in transaction.recipients),
-            len(content), transaction.client_address, summary.message_id or "-",
+            len(content),
+            transaction.client_address,
+            summary.message_id or "-",
         )
         return Accepted(queue_id)

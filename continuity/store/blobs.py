@@ -1,9 +1,17 @@
 """Content-addressed message bodies on disk.
 
-A body is stored under ``ROOT/ab/abcdef...`` (its sha256). Writing follows the durable
-recipe: write to ``ROOT/tmp``, fsync the file, rename into place, fsync the directory.
-A batch shares the directory fsyncs. Leftover temporary files from a crash are removed
-when the store opens; they were never referenced by a committed row.
+A body is stored as ``ROOT/bodies/<sha256>``. Writing follows the durable recipe: write
+to ``ROOT/tmp``, fsync the file, rename into place, fsync the directory. A body only
+ever appears under its final name complete and fsynced, so a reader never sees a
+partial one. Leftover temporary files from a crash are removed when the server opens
+the store; no committed row ever referenced them.
+
+During SMTP ingest each session's body is written by a pool of writer threads as soon
+as its DATA ends (``start_write``), so many sessions fsync concurrently and the file
+system merges their journal commits; the group commit then fsyncs the one directory
+for the whole batch before committing the rows. The directory is flat: one fsync
+covers every body of a batch (ext4 and XFS index large directories; retention keeps
+the count to the bodies of recent weeks).
 """
 
 from __future__ import annotations
@@ -13,11 +21,13 @@ import hashlib
 import itertools
 import os
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from continuity.errors import NotFoundError, StorageError
 
-_FANOUT = [f"{value:02x}" for value in range(256)]
+# Concurrent file writes: enough to overlap the fsyncs of every session of a busy moment.
+_WRITERS = 16
 
 
 def _fsync_directory(path: Path) -> None:
@@ -33,19 +43,20 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.bodies = root / "bodies"
         self._tmp = root / "tmp"
         self._counter = itertools.count()
+        self._pool = ThreadPoolExecutor(_WRITERS, thread_name_prefix="blob-writer")
 
     def open_sync(self, *, recover: bool) -> None:
-        """Create the directory tree; with recover, remove temporary files left by a crash.
+        """Create the directories; with recover, remove temporary files left by a crash.
 
         Only the process that owns the data directory (``continuity serve``) recovers;
         a CLI reading the queue beside it must not touch its in-flight files.
         """
         created = not self.root.exists()
         self._tmp.mkdir(parents=True, exist_ok=True)
-        for name in _FANOUT:
-            (self.root / name).mkdir(exist_ok=True)
+        self.bodies.mkdir(exist_ok=True)
         if recover:
             for leftover in self._tmp.iterdir():
                 leftover.unlink(missing_ok=True)
@@ -55,31 +66,14 @@ class BlobStore:
 
     def path_for(self, sha256: str) -> Path:
         """Where the body with this digest lives."""
-        return self.root / sha256[:2] / sha256
+        return self.bodies / sha256
 
-    def write_many_sync(self, bodies: Iterable[tuple[str, bytes]]) -> None:
-        """Durably store every (sha256, content) pair; blocking, run it in a worker thread.
-
-        Raises StorageError (and leaves no temporary file) when the disk refuses.
-        """
-        directories: set[Path] = set()
-        for sha256, content in bodies:
-            final = self.path_for(sha256)
-            if final in directories or final.exists():
-                # Same content already stored (or stored earlier in this batch): its
-                # directory is fsynced below or was fsynced when it was first written.
-                directories.add(final.parent)
-                continue
-            self._write_one(final, content)
-            directories.add(final.parent)
-        try:
-            for directory in directories:
-                _fsync_directory(directory)
-        except OSError as exc:
-            raise StorageError(f"cannot fsync blob directory: {exc}") from exc
-
-    def _write_one(self, final: Path, content: bytes) -> None:
-        temporary = self._tmp / f"{final.name}.{os.getpid()}.{next(self._counter)}"
+    def write_file_sync(self, sha256: str, content: bytes) -> None:
+        """Write, fsync and rename a body into place (its directory is not fsynced); blocking."""
+        final = self.path_for(sha256)
+        if final.exists():
+            return  # complete and fsynced: bodies only appear under their name that way
+        temporary = self._tmp / f"{sha256}.{os.getpid()}.{next(self._counter)}"
         try:
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             try:
@@ -90,17 +84,42 @@ class BlobStore:
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
-            os.rename(temporary, final)
+            temporary.rename(final)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
-            raise StorageError(f"cannot write message body {final.name}: {exc}") from exc
+            raise StorageError(f"cannot write message body {sha256}: {exc}") from exc
+
+    def start_write(self, sha256: str, content: bytes) -> Future[None]:
+        """Begin write_file_sync in a writer thread; the caller must sync_directory_sync() after."""
+        return self._pool.submit(self.write_file_sync, sha256, content)
+
+    def sync_directory_sync(self) -> None:
+        """fsync the body directory, making every renamed body durable; blocking."""
+        try:
+            _fsync_directory(self.bodies)
+        except OSError as exc:
+            raise StorageError(f"cannot fsync the body directory {self.bodies}: {exc}") from exc
+
+    def put_sync(self, sha256: str, content: bytes) -> None:
+        """Store content durably under sha256; blocking. StorageError when the disk refuses."""
+        self.write_file_sync(sha256, content)
+        self.sync_directory_sync()
+
+    async def put(self, sha256: str, content: bytes) -> None:
+        """Store content durably under sha256 in a writer thread."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self.put_sync, sha256, content)
+
+    def missing(self, digests: Iterable[str]) -> list[str]:
+        """The digests among digests that have no stored body; blocking."""
+        return [digest for digest in digests if not self.path_for(digest).exists()]
 
     def read_sync(self, sha256: str) -> bytes:
         """Read and verify a body; blocking."""
         try:
             content = self.path_for(sha256).read_bytes()
         except FileNotFoundError:
-            raise NotFoundError(f"message body {sha256} is missing from {self.root}") from None
+            raise NotFoundError(f"message body {sha256} is missing from {self.bodies}") from None
         except OSError as exc:
             raise StorageError(f"cannot read message body {sha256}: {exc}") from exc
         if hashlib.sha256(content).hexdigest() != sha256:
@@ -110,3 +129,7 @@ class BlobStore:
     async def read(self, sha256: str) -> bytes:
         """Read and verify a body without blocking the event loop."""
         return await asyncio.to_thread(self.read_sync, sha256)
+
+    def close_sync(self) -> None:
+        """Stop the writer threads."""
+        self._pool.shutdown(wait=True)

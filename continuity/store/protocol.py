@@ -53,11 +53,20 @@ class MailboxRepository(Protocol):
 class MessageRepository(Protocol):
     """Queued messages: durable commit, listing and reading."""
 
-    async def commit(self, batch: Sequence[IncomingMessage]) -> None:
-        """Make every message of batch durable (bodies and rows) or raise StorageError.
+    def prepare(self, message: IncomingMessage) -> None:
+        """Start making message's body durable in the background, ahead of its commit.
 
-        On return the bodies are fsynced and renamed into place, their directories fsynced,
-        and the rows committed. On error nothing of the batch is visible.
+        Optional and non-blocking: it lets many sessions' disk writes overlap while they
+        wait for the group commit. commit() completes whatever prepare() started.
+        """
+        ...
+
+    async def commit(self, batch: Sequence[IncomingMessage]) -> None:
+        """Make every message of batch durable, bodies first and then the rows, or raise StorageError.
+
+        On return each body is fsynced under its final name with its directory fsynced,
+        and the rows are committed in one transaction; a row never points at a missing
+        body. On error no row of the batch is visible.
         """
         ...
 
@@ -78,8 +87,12 @@ class MessageRepository(Protocol):
         ...
 
 
-class BlobReader(Protocol):
-    """Read access to message bodies by their sha256."""
+class BlobRepository(Protocol):
+    """Message bodies, content-addressed by sha256."""
+
+    async def put(self, sha256: str, content: bytes) -> None:
+        """Store content durably (on return it survives a crash); StorageError when the disk refuses."""
+        ...
 
     async def read(self, sha256: str) -> bytes:
         """The body bytes; NotFoundError when absent, StorageError when unreadable or corrupt."""
@@ -100,7 +113,7 @@ class Store(Protocol):
         ...
 
     @property
-    def blobs(self) -> BlobReader:
+    def blobs(self) -> BlobRepository:
         """Message bodies."""
         ...
 

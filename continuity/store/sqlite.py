@@ -44,6 +44,7 @@ class SqliteStore:
 
     async def close(self) -> None:
         await asyncio.to_thread(self.database.close_sync)
+        await asyncio.to_thread(self.blob_store.close_sync)
 
 
 async def open_sqlite_store(database_path: Path, blob_root: Path, *, recover: bool = False) -> SqliteStore:

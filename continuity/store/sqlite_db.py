@@ -78,9 +78,7 @@ class SqliteDatabase:
             try:
                 for statement in _split_statements(script):
                     connection.execute(statement)
-                connection.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", (component, version, time.time())
-                )
+                connection.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (component, version, time.time()))
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")

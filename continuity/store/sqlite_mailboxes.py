@@ -54,13 +54,22 @@ class SqliteMailboxRepository:
     async def upsert(self, mailbox: Mailbox, *, keep_password: bool = True) -> UpsertOutcome:
         def work(connection: sqlite3.Connection) -> UpsertOutcome:
             _check_alias_conflicts(connection, mailbox)
-            row = connection.execute(f"SELECT {_COLUMNS} FROM mailboxes WHERE address = ?", (mailbox.address,)).fetchone()
+            row = connection.execute(
+                f"SELECT {_COLUMNS} FROM mailboxes WHERE address = ?", (mailbox.address,)
+            ).fetchone()
             now = time.time()
             if row is None:
                 connection.execute(
                     f"INSERT INTO mailboxes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (mailbox.address, mailbox.display_name, mailbox.password_hash, int(mailbox.enabled),
-                     mailbox.alternate_email, now, now),
+                    (
+                        mailbox.address,
+                        mailbox.display_name,
+                        mailbox.password_hash,
+                        int(mailbox.enabled),
+                        mailbox.alternate_email,
+                        now,
+                        now,
+                    ),
                 )
                 connection.executemany(
                     "INSERT INTO aliases (alias, mailbox) VALUES (?, ?)",
@@ -71,17 +80,33 @@ class SqliteMailboxRepository:
             password_hash = mailbox.password_hash
             if keep_password and password_hash is None:
                 password_hash = current.password_hash
-            wanted = (mailbox.display_name, mailbox.enabled, mailbox.alternate_email, password_hash,
-                      tuple(sorted(set(mailbox.aliases))))
-            existing = (current.display_name, current.enabled, current.alternate_email,
-                        current.password_hash, current.aliases)
+            wanted = (
+                mailbox.display_name,
+                mailbox.enabled,
+                mailbox.alternate_email,
+                password_hash,
+                tuple(sorted(set(mailbox.aliases))),
+            )
+            existing = (
+                current.display_name,
+                current.enabled,
+                current.alternate_email,
+                current.password_hash,
+                current.aliases,
+            )
             if wanted == existing:
                 return UpsertOutcome.UNCHANGED
             connection.execute(
                 "UPDATE mailboxes SET display_name = ?, enabled = ?, alternate_email = ?,"
                 " password_hash = ?, updated_at = ? WHERE address = ?",
-                (mailbox.display_name, int(mailbox.enabled), mailbox.alternate_email, password_hash,
-                 now, mailbox.address),
+                (
+                    mailbox.display_name,
+                    int(mailbox.enabled),
+                    mailbox.alternate_email,
+                    password_hash,
+                    now,
+                    mailbox.address,
+                ),
             )
             if set(current.aliases) != set(mailbox.aliases):
                 connection.execute("DELETE FROM aliases WHERE mailbox = ?", (mailbox.address,))
@@ -113,7 +138,7 @@ class SqliteMailboxRepository:
     async def _update(self, address: str, assignment: str, value: object) -> None:
         def work(connection: sqlite3.Connection) -> None:
             cursor = connection.execute(
-                f"UPDATE mailboxes SET {assignment} = ?, updated_at = ? WHERE address = ?",  # noqa: S608
+                f"UPDATE mailboxes SET {assignment} = ?, updated_at = ? WHERE address = ?",
                 (value, time.time(), address),
             )
             if cursor.rowcount == 0:

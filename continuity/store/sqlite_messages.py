@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 from continuity.core.models import IncomingMessage, MessageState, QueueEntry, RecipientState
+from continuity.errors import StorageError
 from continuity.store.blobs import BlobStore
 from continuity.store.sqlite_db import SqliteDatabase
 
@@ -40,8 +42,19 @@ def _insert_rows(connection: sqlite3.Connection, batch: Sequence[IncomingMessage
         "INSERT INTO messages (queue_id, received_at, sender, size, sha256, message_id, subject,"
         " client_address, client_helo, trace_header, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (m.queue_id, m.received_at, m.sender, len(m.content), m.sha256, m.message_id, m.subject,
-             m.client_address, m.client_helo, m.trace_header, MessageState.QUEUED.value)
+            (
+                m.queue_id,
+                m.received_at,
+                m.sender,
+                len(m.content),
+                m.sha256,
+                m.message_id,
+                m.subject,
+                m.client_address,
+                m.client_helo,
+                m.trace_header,
+                MessageState.QUEUED.value,
+            )
             for m in batch
         ],
     )
@@ -67,10 +80,27 @@ class SqliteMessageRepository:
     def __init__(self, database: SqliteDatabase, blobs: BlobStore) -> None:
         self._db = database
         self._blobs = blobs
+        # Body writes started by prepare(), by queue id, awaited by the commit.
+        self._writes: dict[str, Future[None]] = {}
+
+    def prepare(self, message: IncomingMessage) -> None:
+        self._writes[message.queue_id] = self._blobs.start_write(message.sha256, message.content)
 
     def commit_sync(self, batch: Sequence[IncomingMessage]) -> None:
-        """Bodies first (fsync, rename, fsync dir), then the rows in one transaction; blocking."""
-        self._blobs.write_many_sync((m.sha256, m.content) for m in batch)
+        """Bodies (written ahead or now), one directory fsync, then the rows; blocking."""
+        failure: StorageError | None = None
+        for message in batch:
+            pending = self._writes.pop(message.queue_id, None)
+            try:
+                if pending is None:
+                    self._blobs.write_file_sync(message.sha256, message.content)
+                else:
+                    pending.result()
+            except StorageError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        self._blobs.sync_directory_sync()
         self._db.transact_sync(lambda connection: _insert_rows(connection, batch))
 
     async def commit(self, batch: Sequence[IncomingMessage]) -> None:

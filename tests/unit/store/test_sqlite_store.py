@@ -1,0 +1,175 @@
+"""The SQLite store on a real database file and a real blob directory."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from continuity.core.models import AcceptedRecipient, IncomingMessage, Mailbox, MessageState, UpsertOutcome
+from continuity.errors import ConfigError, InvalidInputError, NotFoundError, StorageError
+from continuity.services.data_dir_lock import DataDirLock
+from continuity.store.group_commit import GroupCommitter
+from continuity.store.sqlite import SqliteStore, open_sqlite_store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = await open_sqlite_store(tmp_path / "db.sqlite", tmp_path / "blobs", recover=True)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def _message(queue_id: str, content: bytes, mailbox: str = "alice@example.com") -> IncomingMessage:
+    return IncomingMessage(
+        queue_id=queue_id,
+        sender="s@outside.test",
+        recipients=(AcceptedRecipient(mailbox, mailbox),),
+        content=content,
+        trace_header=b"Received: test\r\n",
+        received_at=1_800_000_000.0,
+        client_address="192.0.2.1",
+        client_helo="c.test",
+        message_id=f"<{queue_id}@x>",
+        subject="s",
+        sha256=hashlib.sha256(content).hexdigest(),
+    )
+
+
+async def test_upsert_outcomes_and_aliases(store: SqliteStore) -> None:
+    alice = Mailbox("alice@example.com", "Alice", aliases=("a@example.com",), password_hash="$argon2id$x")
+    assert await store.mailboxes.upsert(alice) is UpsertOutcome.CREATED
+    assert (
+        await store.mailboxes.upsert(Mailbox("alice@example.com", "Alice", aliases=("a@example.com",)))
+        is UpsertOutcome.UNCHANGED
+    )
+    kept = await store.mailboxes.get("alice@example.com")
+    assert kept is not None and kept.password_hash == "$argon2id$x", "an upsert without a password keeps it"
+    assert (
+        await store.mailboxes.upsert(Mailbox("alice@example.com", "Alice E.", aliases=("b@example.com",)))
+        is UpsertOutcome.UPDATED
+    )
+    directory = await store.mailboxes.directory()
+    assert set(directory) == {"alice@example.com", "b@example.com"}
+    with pytest.raises(InvalidInputError, match=r"already belongs to alice@example\.com"):
+        await store.mailboxes.upsert(Mailbox("bob@example.com", "Bob", aliases=("b@example.com",)))
+    with pytest.raises(InvalidInputError, match=r"is already an alias of alice@example\.com"):
+        await store.mailboxes.upsert(Mailbox("b@example.com", "B"))
+    with pytest.raises(InvalidInputError, match="already a mailbox of its own"):
+        await store.mailboxes.upsert(Mailbox("carol@example.com", "Carol", aliases=("alice@example.com",)))
+    assert await store.mailboxes.get("bob@example.com") is None
+
+
+async def test_directory_serial_moves_on_every_change(store: SqliteStore) -> None:
+    first = await store.mailboxes.directory_serial()
+    await store.mailboxes.upsert(Mailbox("alice@example.com", "Alice"))
+    second = await store.mailboxes.directory_serial()
+    await store.mailboxes.set_enabled("alice@example.com", False)
+    third = await store.mailboxes.directory_serial()
+    assert first < second < third
+    assert (await store.mailboxes.directory())["alice@example.com"].enabled is False
+    with pytest.raises(NotFoundError):
+        await store.mailboxes.set_enabled("nobody@example.com", True)
+
+
+async def test_commit_list_get_and_read(store: SqliteStore) -> None:
+    batch = [_message(f"0000000000AAAA{n:02d}", f"body {n}\r\n".encode()) for n in range(3)]
+    batch.append(_message("0000000000AAAA99", b"body 0\r\n"))  # same content: one blob
+    await store.messages.commit(batch)
+    entries = await store.messages.list()
+    assert [e.queue_id for e in entries] == sorted((m.queue_id for m in batch), reverse=True)
+    assert await store.messages.count() == 4
+    entry = await store.messages.get("0000000000AAAA01")
+    assert entry is not None and entry.state is MessageState.QUEUED and entry.recipients == ("alice@example.com",)
+    assert await store.blobs.read(entry.sha256) == b"body 1\r\n"
+    assert await store.messages.trace_header("0000000000AAAA01") == b"Received: test\r\n"
+    assert await store.messages.get("nope") is None
+
+
+async def test_failed_batch_leaves_nothing_visible(store: SqliteStore) -> None:
+    await store.messages.commit([_message("0000000000BBBB01", b"first\r\n")])
+    with pytest.raises(StorageError):
+        await store.messages.commit(
+            [_message("0000000000BBBB02", b"second\r\n"), _message("0000000000BBBB01", b"dup\r\n")]
+        )
+    assert [e.queue_id for e in await store.messages.list()] == ["0000000000BBBB01"]
+
+
+async def test_corrupt_or_missing_blob_is_reported(store: SqliteStore) -> None:
+    message = _message("0000000000CCCC01", b"precious\r\n")
+    await store.messages.commit([message])
+    path = store.blob_store.path_for(message.sha256)
+    path.write_bytes(b"tampered\r\n")
+    with pytest.raises(StorageError, match="corrupt"):
+        await store.blobs.read(message.sha256)
+    path.unlink()
+    with pytest.raises(NotFoundError):
+        await store.blobs.read(message.sha256)
+
+
+async def test_recovery_removes_temporary_files_only_when_asked(tmp_path: Path) -> None:
+    first = await open_sqlite_store(tmp_path / "db", tmp_path / "blobs", recover=True)
+    await first.close()
+    leftover = tmp_path / "blobs" / "tmp" / "partial.123.0"
+    leftover.write_bytes(b"half a mess")
+    reader = await open_sqlite_store(tmp_path / "db", tmp_path / "blobs")
+    await reader.close()
+    assert leftover.exists(), "a CLI must not touch the server's in-flight files"
+    owner = await open_sqlite_store(tmp_path / "db", tmp_path / "blobs", recover=True)
+    await owner.close()
+    assert not leftover.exists()
+
+
+async def test_database_uses_wal_and_full_sync(store: SqliteStore, tmp_path: Path) -> None:
+    connection = sqlite3.connect(tmp_path / "db.sqlite")
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    connection.close()
+    assert await store.database.read(lambda c: c.execute("PRAGMA query_only").fetchone()[0]) == 1
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    store = await open_sqlite_store(tmp_path / "db", tmp_path / "blobs")
+    await store.database.write(lambda c: c.execute("INSERT INTO schema_migrations VALUES ('core', 99, 0)"))
+    await store.close()
+    with pytest.raises(StorageError, match="newer than this software"):
+        await open_sqlite_store(tmp_path / "db", tmp_path / "blobs")
+
+
+async def test_group_commit_batches_concurrent_submissions() -> None:
+    batches: list[list[int]] = []
+
+    async def slow_commit(batch: list[int]) -> None:
+        batches.append(list(batch))
+        await asyncio.sleep(0.05)
+
+    committer: GroupCommitter[int] = GroupCommitter(slow_commit, max_batch=8)  # type: ignore[arg-type]
+    await asyncio.gather(*(committer.submit(n) for n in range(20)))
+    assert sorted(n for batch in batches for n in batch) == list(range(20))
+    assert max(len(batch) for batch in batches) == 8
+    assert committer.commits == len(batches) < 20
+
+
+async def test_group_commit_failure_reaches_every_waiter() -> None:
+    async def failing(batch: list[int]) -> None:
+        raise StorageError("disk on fire")
+
+    committer: GroupCommitter[int] = GroupCommitter(failing, max_batch=8)  # type: ignore[arg-type]
+    results = await asyncio.gather(*(committer.submit(n) for n in range(5)), return_exceptions=True)
+    assert all(isinstance(result, StorageError) for result in results)
+
+
+def test_data_dir_lock_is_exclusive(tmp_path: Path) -> None:
+    first = DataDirLock(tmp_path)
+    first.acquire()
+    with pytest.raises(ConfigError, match="Another continuity server"):
+        DataDirLock(tmp_path).acquire()
+    first.release()
+    second = DataDirLock(tmp_path)
+    second.acquire()
+    second.release()
