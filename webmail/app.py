@@ -1,7 +1,7 @@
-"""The litestar application served on ``[web] listen``.
+"""The litestar application served on ``[web] listen``: health, the admin API and (next) webmail.
 
-For now it answers the health check that load balancers and the operator's monitoring
-poll; webmail and the admin API mount here as they are built.
+Routers come from their own packages (``webmail.api`` for the admin API); this module
+only assembles them, with the OpenAPI schema at ``/api/v1/schema``.
 """
 
 from __future__ import annotations
@@ -9,8 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 
-from continuity.store.protocol import Store
+from continuity import __version__
+from webmail.api import admin_router
+from webmail.context import WebContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +26,25 @@ class Health:
     queued_messages: int
 
 
-def create_app(store: Store) -> Litestar:
-    """Build the web application around an open store."""
+def create_app(context: WebContext) -> Litestar:
+    """Build the web application around the running appliance."""
 
-    @get("/healthz")
+    @get("/healthz", include_in_schema=False)
     async def healthz() -> Health:
         """Liveness and readiness: the store answers and how many messages wait for replay."""
-        return Health(status="ok", queued_messages=await store.messages.count())
+        return Health(status="ok", queued_messages=await context.store.messages.count())
 
-    return Litestar(route_handlers=[healthz], openapi_config=None, logging_config=None)
+    openapi = OpenAPIConfig(
+        title="Continuity admin API",
+        version=__version__,
+        path="/api/v1/schema",
+        components=Components(
+            security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", description="[admin] token")}
+        ),
+    )
+    return Litestar(
+        route_handlers=[healthz, admin_router(context)],
+        openapi_config=openapi,
+        logging_config=None,
+        state=State({"context": context}),
+    )

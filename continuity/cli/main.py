@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from continuity import __version__
+from continuity.cli.audit_cmd import audit_group
 from continuity.cli.config_cmd import config_group
 from continuity.cli.context import CliContext
 from continuity.cli.mailbox_cmd import mailbox_group
@@ -33,6 +34,7 @@ cli.add_command(serve_command)
 cli.add_command(config_group)
 cli.add_command(mailbox_group)
 cli.add_command(queue_group)
+cli.add_command(audit_group)
 
 
 def main() -> None:

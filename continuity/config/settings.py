@@ -14,6 +14,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from continuity.config.admin import AdminSettings
 from continuity.config.primary import PrimarySettings
 from continuity.config.smtp import SmtpSettings
 from continuity.config.storage import StorageSettings
@@ -56,6 +57,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings, description="Web listener.")
     primary: PrimarySettings = Field(default_factory=PrimarySettings, description="The primary Exchange.")
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Message store.")
+    admin: AdminSettings = Field(default_factory=AdminSettings, description="Admin HTTP API.")
 
     @field_validator("domains")
     @classmethod

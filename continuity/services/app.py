@@ -27,6 +27,7 @@ from continuity.store.factory import open_store
 from continuity.store.group_commit import GroupCommitter
 from continuity.store.protocol import Store
 from webmail.app import create_app
+from webmail.context import WebContext
 
 log = logging.getLogger("continuity")
 
@@ -88,7 +89,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     )
     smtp = SmtpListener(settings.smtp, ingest, limiter, limits, tls)
     smtp_bound = await smtp.start()
-    web = WebListener(create_app(store), settings.web.listen_address)
+    web = WebListener(create_app(WebContext(settings=settings, store=store)), settings.web.listen_address)
     try:
         web_bound = await web.start()
     except (OSError, SystemExit) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from continuity.core.audit import AuditEntry, AuditRecord, ChainVerdict
 from continuity.core.models import DirectoryEntry, IncomingMessage, Mailbox, QueueEntry, UpsertOutcome
 
 
@@ -99,6 +100,22 @@ class BlobRepository(Protocol):
         ...
 
 
+class AuditRepository(Protocol):
+    """The append-only, hash-chained audit log."""
+
+    async def append(self, record: AuditRecord) -> AuditEntry:
+        """Durably append one entry (and anchor the new head); StorageError on failure."""
+        ...
+
+    async def list(self, limit: int = 100) -> list[AuditEntry]:
+        """The newest entries, oldest first."""
+        ...
+
+    async def verify(self) -> ChainVerdict:
+        """Recompute the whole chain and compare it with the anchored head."""
+        ...
+
+
 class Store(Protocol):
     """Everything the appliance stores."""
 
@@ -115,6 +132,11 @@ class Store(Protocol):
     @property
     def blobs(self) -> BlobRepository:
         """Message bodies."""
+        ...
+
+    @property
+    def audit(self) -> AuditRepository:
+        """The audit log."""
         ...
 
     async def close(self) -> None:

@@ -7,13 +7,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from continuity.store.blobs import BlobStore
+from continuity.store.sqlite_audit import AUDIT_MIGRATIONS, SqliteAuditRepository
 from continuity.store.sqlite_db import SqliteDatabase
 from continuity.store.sqlite_mailboxes import SqliteMailboxRepository
 from continuity.store.sqlite_messages import SqliteMessageRepository
 from continuity.store.sqlite_schema import CORE_MIGRATIONS
 
 # Every component's migrations, applied in this order when the store opens.
-MIGRATIONS: Sequence[tuple[str, Sequence[str]]] = (("core", CORE_MIGRATIONS),)
+MIGRATIONS: Sequence[tuple[str, Sequence[str]]] = (
+    ("core", CORE_MIGRATIONS),
+    ("audit", AUDIT_MIGRATIONS),
+)
 
 
 class SqliteStore:
@@ -24,6 +28,7 @@ class SqliteStore:
         self.blob_store = BlobStore(blob_root)
         self._mailboxes = SqliteMailboxRepository(self.database)
         self._messages = SqliteMessageRepository(self.database, self.blob_store)
+        self._audit = SqliteAuditRepository(self.database, database_path.with_name(database_path.name + ".audit-head"))
 
     @property
     def mailboxes(self) -> SqliteMailboxRepository:
@@ -36,6 +41,10 @@ class SqliteStore:
     @property
     def blobs(self) -> BlobStore:
         return self.blob_store
+
+    @property
+    def audit(self) -> SqliteAuditRepository:
+        return self._audit
 
     def open_sync(self, *, recover: bool) -> None:
         """Create or migrate the database and the blob tree; blocking."""

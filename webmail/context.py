@@ -1,0 +1,40 @@
+"""What the web tier's handlers can reach: the settings, the store and the running services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from litestar.di import NamedDependency, Provide
+from litestar.params import SkipValidation
+
+from continuity.config.settings import Settings
+from continuity.store.protocol import Store
+
+# Handler parameter types for the shared objects (Store is a Protocol, so litestar must
+# not isinstance-check it).
+StoreDep: TypeAlias = NamedDependency[SkipValidation[Store]]
+SettingsDep: TypeAlias = NamedDependency[SkipValidation[Settings]]
+
+
+@dataclass(frozen=True)
+class WebContext:
+    """Shared by every handler; the application keeps it in ``app.state.context``."""
+
+    settings: Settings
+    store: Store
+
+    def dependencies(self) -> dict[str, Provide]:
+        """Litestar dependencies: handlers ask for ``store`` or ``settings`` by parameter name."""
+        store, settings = self.store, self.settings
+
+        def provide_store() -> Store:
+            return store
+
+        def provide_settings() -> Settings:
+            return settings
+
+        return {
+            "store": Provide(provide_store, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+        }
