@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from continuity.config.admin import AdminSettings
+from continuity.config.outbound import OutboundSettings
 from continuity.config.primary import PrimarySettings
 from continuity.config.smtp import SmtpSettings
 from continuity.config.storage import StorageSettings
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
     primary: PrimarySettings = Field(default_factory=PrimarySettings, description="The primary Exchange.")
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Message store.")
     admin: AdminSettings = Field(default_factory=AdminSettings, description="Admin HTTP API.")
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings, description="Outbound delivery.")
 
     @field_validator("domains")
     @classmethod
