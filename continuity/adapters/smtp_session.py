@@ -23,6 +23,10 @@ from continuity.adapters.smtp_data import DataTooLarge, LineTooLong, read_data
 from continuity.core.client_limits import ClientLimiter
 from continuity.core.models import AcceptedRecipient
 
+# Replies sent at once even with pipelined input waiting: the STARTTLS go-ahead and
+# replies after which the connection closes.
+_FLUSH_NOW = frozenset({"220", "221", "421"})
+
 # The plain "<local@domain> [params]" form of MAIL/RCPT arguments: no quotes, no
 # source routes, no comments. Anything else goes to aiosmtpd's full RFC 5322 parser.
 _SIMPLE_PATH = re.compile(r"<([^<>()\[\]\\\",;:@\s]+@[A-Za-z0-9.-]+)>(?:\s+(.*))?\Z")
@@ -138,6 +142,8 @@ class ContinuitySMTP(SMTP):
         self._client_ip: str | None = None
         self._closing = False
         self._counted = False
+        self._replies: list[bytes] = []
+        self._flush_scheduled = False
 
     @property
     def client_ip(self) -> str:
@@ -173,8 +179,19 @@ class ContinuitySMTP(SMTP):
         self._counted = True
         await super()._handle_client()
 
+    def _input_pending(self) -> bool:
+        # StreamReader has no public way to ask whether input is buffered.
+        return bool(self._reader._buffer)  # type: ignore[attr-defined]
+
+    def _flush_replies(self) -> None:
+        self._flush_scheduled = False
+        if self._replies and self.transport is not None:
+            self._writer.write(b"".join(self._replies))
+        self._replies.clear()
+
     async def _send_and_close(self, reply: str) -> None:
         self._closing = True
+        self._flush_replies()
         if self.transport is None:
             return
         self._writer.write(reply.encode("ascii") + b"\r\n")
@@ -194,8 +211,17 @@ class ContinuitySMTP(SMTP):
             asyncio.get_running_loop().create_task(self._send_and_close(smtp_replies.SHUTTING_DOWN))
 
     async def push(self, status: AnyStr) -> None:
-        await super().push(status)
         text = status if isinstance(status, str) else status.decode("ascii", "replace")
+        self._replies.append(text.encode("ascii", "replace") + b"\r\n")
+        if self._input_pending() and text[:3] not in _FLUSH_NOW and "goodbye" not in text:
+            # RFC 2920 section 3.2: while pipelined commands are still waiting, hold the
+            # replies and send the group's replies as one unit (one segment, one syscall).
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.loop.call_soon(self._flush_replies)
+        else:
+            self._flush_replies()
+            await self._writer.drain()
         if self._closing or text[3:4] == "-":
             return  # already closing, or not the last line of a multi-line reply
         if text[:1] in ("4", "5"):

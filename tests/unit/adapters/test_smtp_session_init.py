@@ -11,7 +11,17 @@ from aiosmtpd.smtp import SMTP
 from continuity.adapters.smtp_session import ContinuitySMTP, SessionRegistry, handler_hooks
 from continuity.core.client_limits import ClientLimiter, ClientLimitPolicy
 
-OWN_ATTRIBUTES = {"_limiter", "_registry", "_max_errors", "_errors", "_client_ip", "_closing", "_counted"}
+OWN_ATTRIBUTES = {
+    "_limiter",
+    "_registry",
+    "_max_errors",
+    "_errors",
+    "_client_ip",
+    "_closing",
+    "_counted",
+    "_replies",
+    "_flush_scheduled",
+}
 
 
 class Handler:
