@@ -15,6 +15,10 @@ from pydantic_settings import (
 )
 
 from continuity.config.admin import AdminSettings
+from continuity.config.dns import DnsSettings
+from continuity.config.failover import FailoverSettings
+from continuity.config.monitor import MonitorSettings
+from continuity.config.notify import NotifySettings
 from continuity.config.outbound import OutboundSettings
 from continuity.config.primary import PrimarySettings
 from continuity.config.smtp import SmtpSettings
@@ -59,6 +63,10 @@ class Settings(BaseSettings):
     primary: PrimarySettings = Field(default_factory=PrimarySettings, description="The primary Exchange.")
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Message store.")
     admin: AdminSettings = Field(default_factory=AdminSettings, description="Admin HTTP API.")
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings, description="Health monitor of the primary.")
+    failover: FailoverSettings = Field(default_factory=FailoverSettings, description="Failover switching.")
+    dns: DnsSettings = Field(default_factory=DnsSettings, description="DNS switching (RFC 2136 with TSIG).")
+    notify: NotifySettings = Field(default_factory=NotifySettings, description="State-change notifications.")
     outbound: OutboundSettings = Field(default_factory=OutboundSettings, description="Outbound delivery.")
 
     @field_validator("domains")

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from continuity.core.audit import AuditEntry, AuditRecord, ChainVerdict
 from continuity.core.models import DirectoryEntry, IncomingMessage, Mailbox, QueueEntry, UpsertOutcome
+from continuity.store.failover_protocol import FailoverRepository
 
 
 class MailboxRepository(Protocol):
@@ -137,6 +138,11 @@ class Store(Protocol):
     @property
     def audit(self) -> AuditRepository:
         """The audit log."""
+        ...
+
+    @property
+    def failover(self) -> FailoverRepository:
+        """The failover state, its history, operator commands and the latest probes."""
         ...
 
     async def close(self) -> None:

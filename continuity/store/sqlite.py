@@ -9,6 +9,7 @@ from pathlib import Path
 from continuity.store.blobs import BlobStore
 from continuity.store.sqlite_audit import AUDIT_MIGRATIONS, SqliteAuditRepository
 from continuity.store.sqlite_db import SqliteDatabase
+from continuity.store.sqlite_failover import FAILOVER_MIGRATIONS, SqliteFailoverRepository
 from continuity.store.sqlite_mailboxes import SqliteMailboxRepository
 from continuity.store.sqlite_messages import SqliteMessageRepository
 from continuity.store.sqlite_schema import CORE_MIGRATIONS
@@ -17,6 +18,7 @@ from continuity.store.sqlite_schema import CORE_MIGRATIONS
 MIGRATIONS: Sequence[tuple[str, Sequence[str]]] = (
     ("core", CORE_MIGRATIONS),
     ("audit", AUDIT_MIGRATIONS),
+    ("failover", FAILOVER_MIGRATIONS),
 )
 
 
@@ -29,6 +31,7 @@ class SqliteStore:
         self._mailboxes = SqliteMailboxRepository(self.database)
         self._messages = SqliteMessageRepository(self.database, self.blob_store)
         self._audit = SqliteAuditRepository(self.database, database_path.with_name(database_path.name + ".audit-head"))
+        self._failover = SqliteFailoverRepository(self.database)
 
     @property
     def mailboxes(self) -> SqliteMailboxRepository:
@@ -45,6 +48,10 @@ class SqliteStore:
     @property
     def audit(self) -> SqliteAuditRepository:
         return self._audit
+
+    @property
+    def failover(self) -> SqliteFailoverRepository:
+        return self._failover
 
     def open_sync(self, *, recover: bool) -> None:
         """Create or migrate the database and the blob tree; blocking."""

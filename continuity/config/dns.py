@@ -1,0 +1,82 @@
+"""Settings of DNS switching (the ``[dns]`` table): RFC 2136 updates of the MX records, signed with TSIG."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from continuity.config.types import ListenAddress, parse_host_port
+
+_MX = re.compile(r"^\d{1,5}\s+\S+$")
+
+
+class TsigAlgorithm(StrEnum):
+    """TSIG algorithms BIND and dnspython both support."""
+
+    HMAC_SHA256 = "hmac-sha256"
+    HMAC_SHA384 = "hmac-sha384"
+    HMAC_SHA512 = "hmac-sha512"
+    HMAC_SHA1 = "hmac-sha1"
+
+
+class DnsSettings(BaseModel):
+    """Where to send updates, with which key, and what the MX records are on each side."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server: ListenAddress = Field(
+        default="127.0.0.1:53", description="The primary authoritative server that accepts UPDATEs (HOST:PORT)."
+    )
+    zones: dict[str, str] = Field(
+        default_factory=dict,
+        description="Zone of a protected domain that is not a zone apex, e.g. {'mail.example.com' = 'example.com.'}.",
+    )
+    primary_mx: list[str] = Field(
+        default_factory=list,
+        description="MX records that point at the primary, e.g. ['10 mail.example.com.']; expected in NORMAL.",
+    )
+    standby_mx: list[str] = Field(
+        default_factory=list,
+        description="MX records that point at the standby, e.g. ['10 standby.example.com.']; written on failover.",
+    )
+    ttl: int = Field(default=300, ge=1, description="TTL of the MX records written, in seconds.")
+    max_ttl: int = Field(
+        default=300, ge=1, description="'dns check' warns when the published MX TTL is higher than this."
+    )
+    tsig_key_name: str = Field(default="", description="Name of the TSIG key, as the DNS server knows it.")
+    tsig_algorithm: TsigAlgorithm = Field(default=TsigAlgorithm.HMAC_SHA256, description="TSIG algorithm.")
+    tsig_secret: SecretStr | None = Field(default=None, description="Base64 secret of the TSIG key.")
+    tsig_key_file: Path | None = Field(
+        default=None, description="A BIND key file (tsig-keygen output) instead of tsig_key_name and tsig_secret."
+    )
+    verify_port: int = Field(
+        default=53, ge=1, le=65535, description="Port on which every authoritative server is queried to verify."
+    )
+    verify_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds to wait until every authoritative server serves the new MX."
+    )
+    attempts: int = Field(default=3, ge=1, description="UPDATE attempts per switch, with backoff between them.")
+    query_timeout: float = Field(default=3.0, gt=0, description="Seconds per DNS query or UPDATE.")
+
+    @field_validator("primary_mx", "standby_mx")
+    @classmethod
+    def _mx_text(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _MX.match(item.strip()):
+                raise ValueError(f"'{item}' is not an MX record such as '10 mail.example.com.'")
+        return [" ".join(item.split()) for item in value]
+
+    @model_validator(mode="after")
+    def _key_source(self) -> DnsSettings:
+        if self.tsig_key_file is not None and self.tsig_secret is not None:
+            raise ValueError("set either tsig_key_file or tsig_secret, not both")
+        return self
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        """The update server as (host, port)."""
+        parsed = parse_host_port(self.server)
+        return parsed.host, parsed.port

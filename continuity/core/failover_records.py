@@ -1,0 +1,43 @@
+"""Stored records around the failover machine: transition history and operator commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from continuity.core.failover import FailoverEvent, FailoverState
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionEntry:
+    """One persisted transition (also written to the audit log)."""
+
+    seq: int
+    at: float
+    previous: FailoverState
+    state: FailoverState
+    event: FailoverEvent
+    actor: str
+    reason: str
+    evidence_json: str
+
+
+class CommandStatus(StrEnum):
+    """Where an operator command stands."""
+
+    PENDING = "pending"
+    DONE = "done"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCommand:
+    """An order given through the CLI or the API, carried out by whoever holds the data directory."""
+
+    id: int
+    at: float
+    actor: str
+    event: FailoverEvent
+    note: str
+    status: CommandStatus = CommandStatus.PENDING
+    result: str = ""
