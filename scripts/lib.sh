@@ -36,6 +36,11 @@ ensure_venv() {
         python3 -m venv "$root/.venv"
     fi
     echo "==> installing the appliance${extras:+ with [$extras]} into .venv"
-    "$root/.venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$root/.venv/bin/python" -m pip install -q -e "$root${extras:+[$extras]}"
+    local log="$root/.venv/pip-install.log"
+    if ! { "$root/.venv/bin/python" -m pip install -q --upgrade pip &&
+           "$root/.venv/bin/python" -m pip install -q -e "$root${extras:+[$extras]}"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "pip install failed; the log above is also in $log" >&2
+        return 1
+    fi
 }
