@@ -8,7 +8,6 @@ import resource
 import shutil
 import smtplib
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from continuity.store.sqlite import open_sqlite_store
-from tests.support.appliance import ServeProcess, clean_env
+from tests.support.appliance import ServeProcess
 from tests.support.load import Acknowledged, send_until_stopped
 from tests.support.messages import make_message
 from tests.support.smtp_raw import RawSmtp
@@ -152,17 +151,7 @@ async def test_write_error_answers_451_and_keeps_earlier_mail(tmp_path: Path) ->
     def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    with served.log_path.open("ab") as log:
-        served.process = subprocess.Popen(
-            [sys.executable, "-m", "continuity", "--config", str(served.config_path), "serve"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=clean_env(),
-            preexec_fn=limit_file_size,
-        )
-    from tests.support.ports import wait_for_port
-
-    wait_for_port(served.smtp_port)
+    served.start(preexec=limit_file_size)
     try:
         small = make_message(size=10_000)
         code, reply = _send(served.smtp_port, small)

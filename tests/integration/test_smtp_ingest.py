@@ -8,7 +8,7 @@ import smtplib
 import pytest
 
 from continuity.services.app import Running
-from tests.support.messages import make_message, message_id_of
+from tests.support.messages import make_message, message_id_of, nested_multipart
 from tests.support.smtp_raw import RawSmtp
 
 
@@ -269,29 +269,11 @@ async def test_header_size_limit(appliance: Running) -> None:
     assert b"header section exceeds 2048 bytes" in error.value.smtp_error
 
 
-def _nested(depth: int) -> bytes:
-    body = b"Content-Type: text/plain\r\n\r\ninnermost\r\n"
-    for level in range(depth):
-        boundary = f"b{level}".encode()
-        body = (
-            b'Content-Type: multipart/mixed; boundary="'
-            + boundary
-            + b'"\r\n\r\n--'
-            + boundary
-            + b"\r\n"
-            + body
-            + b"--"
-            + boundary
-            + b"--\r\n"
-        )
-    return b"Subject: nested\r\nMIME-Version: 1.0\r\n" + body
-
-
 @pytest.mark.parametrize("appliance", [{"smtp": {"max_mime_depth": 4}}], indirect=True)
 async def test_mime_nesting_limit(appliance: Running) -> None:
-    await asyncio.to_thread(_sendmail, _port(appliance), "s@outside.test", ["bob@example.com"], _nested(3))
+    await asyncio.to_thread(_sendmail, _port(appliance), "s@outside.test", ["bob@example.com"], nested_multipart(3))
     with pytest.raises(smtplib.SMTPDataError) as error:
-        await asyncio.to_thread(_sendmail, _port(appliance), "s@outside.test", ["bob@example.com"], _nested(6))
+        await asyncio.to_thread(_sendmail, _port(appliance), "s@outside.test", ["bob@example.com"], nested_multipart(6))
     assert error.value.smtp_code == 554
     assert await appliance.store.messages.count() == 1
 

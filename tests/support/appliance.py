@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,8 @@ class ServeProcess:
             raise AssertionError(f"continuity {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
 
-    def start(self, timeout: float = 20.0) -> None:
-        """Start serving and wait until it logs that it is ready."""
+    def start(self, timeout: float = 20.0, preexec: Callable[[], None] | None = None) -> None:
+        """Start serving and wait until it logs that it is ready (preexec runs in the child first)."""
         ready_before = self.log().count(READY)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -86,6 +87,7 @@ class ServeProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=clean_env(),
+                preexec_fn=preexec,
             )
         deadline = time.monotonic() + timeout
         while True:

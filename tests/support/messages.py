@@ -30,3 +30,24 @@ def message_id_of(message: bytes) -> str:
         if raw.lower().startswith(b"message-id:"):
             return raw.split(b":", 1)[1].strip().decode()
     raise ValueError("message has no Message-ID")
+
+
+def nested_multipart(depth: int, subject: str = "nested") -> bytes:
+    """A message whose MIME tree is depth multiparts deep around one text part."""
+    body = b"Content-Type: text/plain\r\n\r\ninnermost\r\n"
+    for level in range(depth):
+        boundary = f"b{level}".encode()
+        body = b"".join(
+            [
+                b'Content-Type: multipart/mixed; boundary="',
+                boundary,
+                b'"\r\n\r\n--',
+                boundary,
+                b"\r\n",
+                body,
+                b"--",
+                boundary,
+                b"--\r\n",
+            ]
+        )
+    return f"Subject: {subject}\r\nMIME-Version: 1.0\r\n".encode() + body

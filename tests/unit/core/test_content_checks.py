@@ -11,6 +11,7 @@ from continuity.core.content_checks import (
     has_bare_line_ending,
     header_length,
 )
+from tests.support.messages import nested_multipart
 
 LIMITS = ContentLimits(max_header_size=200, max_mime_depth=3)
 
@@ -37,27 +38,9 @@ def test_header_length() -> None:
     assert find_content_problem(big, LIMITS) is ContentProblem.HEADER_TOO_LARGE
 
 
-def _nested(depth: int) -> bytes:
-    body = b"Content-Type: text/plain\r\n\r\nleaf\r\n"
-    for level in range(depth):
-        b = f"b{level}".encode()
-        body = (
-            b'Content-Type: multipart/mixed; boundary="'
-            + b
-            + b'"\r\n\r\n--'
-            + b
-            + b"\r\n"
-            + body
-            + b"--"
-            + b
-            + b"--\r\n"
-        )
-    return body
-
-
 def test_mime_depth_limit_counts_real_nesting() -> None:
-    assert find_content_problem(_nested(2), LIMITS) is None  # depth 3 (2 multiparts + leaf)
-    assert find_content_problem(_nested(3), LIMITS) is ContentProblem.MIME_TOO_DEEP
+    assert find_content_problem(nested_multipart(2), LIMITS) is None  # depth 3 (2 multiparts + leaf)
+    assert find_content_problem(nested_multipart(3), LIMITS) is ContentProblem.MIME_TOO_DEEP
 
 
 def test_many_boundary_words_without_nesting_are_fine() -> None:
