@@ -15,6 +15,10 @@ class MessageState(StrEnum):
     REPLAYED = "replayed"
     # Held for an operator's review (quarantine, compromise).
     HELD = "held"
+    # Gateway mode, primary serving: to be relayed to the primary (a copy stays in the standby mailbox).
+    RELAY = "relay"
+    # Gateway mode: relayed to the primary; never replayed.
+    RELAYED = "relayed"
 
 
 class RecipientState(StrEnum):
@@ -83,6 +87,8 @@ class IncomingMessage:
     message_id: str
     subject: str
     sha256: str
+    # The state the message is committed in (queued, held, relay).
+    state: MessageState = MessageState.QUEUED
 
 
 @dataclass(frozen=True, slots=True)

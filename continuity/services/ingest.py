@@ -7,14 +7,16 @@ typed outcomes; only the adapter turns them into SMTP replies.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from continuity.core.content_checks import ContentLimits, ContentProblem, find_content_problem
 from continuity.core.headers import TraceInfo, build_received_header, read_summary_headers
-from continuity.core.models import AcceptedRecipient, IncomingMessage
+from continuity.core.models import AcceptedRecipient, IncomingMessage, MessageState
 from continuity.core.queue_ids import new_queue_id
 from continuity.core.recipients import RecipientDecision, decide_recipient
 from continuity.errors import StorageError
@@ -73,6 +75,7 @@ class IngestService:
         content_limits: ContentLimits,
         hostname: str,
         recipient_delimiter: str = "",
+        route: Callable[[], MessageState] | None = None,
     ) -> None:
         self._domains = domains
         self._directory = directory
@@ -81,6 +84,8 @@ class IngestService:
         self._limits = content_limits
         self._hostname = hostname
         self._delimiter = recipient_delimiter
+        # Failover routing hook: the state a queued message is committed in (gateway mode: relay or queued).
+        self._route = route
 
     def decide_recipient(self, address: str) -> RecipientDecision:
         """Decide on one RCPT TO address from the in-memory directory."""
@@ -125,6 +130,8 @@ class IngestService:
             subject=summary.subject,
             sha256=hashlib.sha256(content).hexdigest(),
         )
+        if self._route is not None and message.state is MessageState.QUEUED:
+            message = dataclasses.replace(message, state=self._route())
         self._messages.prepare(message)
         try:
             await self._committer.submit(message)

@@ -53,7 +53,7 @@ def _insert_rows(connection: sqlite3.Connection, batch: Sequence[IncomingMessage
                 m.client_address,
                 m.client_helo,
                 m.trace_header,
-                MessageState.QUEUED.value,
+                m.state.value,
             )
             for m in batch
         ],
@@ -133,7 +133,10 @@ class SqliteMessageRepository:
 
     async def count(self) -> int:
         def work(connection: sqlite3.Connection) -> int:
-            row = connection.execute("SELECT COUNT(*) FROM messages WHERE state != ?", (MessageState.REPLAYED.value,))
+            row = connection.execute(
+                "SELECT COUNT(*) FROM messages WHERE state NOT IN (?, ?)",
+                (MessageState.REPLAYED.value, MessageState.RELAYED.value),
+            )
             return int(row.fetchone()[0])
 
         return await self._db.read(work)
