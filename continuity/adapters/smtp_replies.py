@@ -7,6 +7,7 @@ none names software or versions.
 from __future__ import annotations
 
 from continuity.core.content_checks import ContentLimits, ContentProblem
+from continuity.core.pipeline import Verdict
 from continuity.core.recipients import RecipientVerdict
 
 OK_SENDER = "250 2.1.0 Ok"
@@ -17,6 +18,7 @@ SHUTTING_DOWN = "421 4.3.2 Service shutting down; try again later"
 RATE_LIMITED = "451 4.7.1 Too many messages from your address; try again later"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients for one message"
 STORAGE_FAILURE = "451 4.3.0 Temporary storage failure; message not accepted, try again later"
+FILTER_UNAVAILABLE = "451 4.7.1 The message cannot be checked right now; try again later"
 
 
 def too_much_data(limit: int) -> str:
@@ -55,3 +57,15 @@ def content_refused(problem: ContentProblem, limits: ContentLimits) -> str:
     if problem is ContentProblem.HEADER_TOO_LARGE:
         return f"552 5.3.4 Message refused: header section exceeds {limits.max_header_size} bytes"
     return f"554 5.6.0 Message refused: MIME nesting deeper than {limits.max_mime_depth} levels"
+
+
+def _reply_text(text: str, limit: int = 300) -> str:
+    cleaned = "".join(char if char.isascii() and char.isprintable() else "?" for char in text)
+    return " ".join(cleaned.split())[:limit]
+
+
+def filtered(verdict: Verdict, reason: str) -> str:
+    """The reply to a message the security filters refuse (REJECT) or cannot check now (TEMPFAIL)."""
+    if verdict is Verdict.TEMPFAIL:
+        return FILTER_UNAVAILABLE
+    return f"550 5.7.1 Message refused by security policy: {_reply_text(reason)}"

@@ -19,7 +19,7 @@ from continuity.core.client_limits import ClientLimiter
 from continuity.core.content_checks import ContentLimits
 from continuity.core.models import AcceptedRecipient
 from continuity.core.recipients import RecipientVerdict
-from continuity.services.ingest import Accepted, IngestService, Refused, TransactionInfo
+from continuity.services.ingest import Accepted, Filtered, IngestService, Refused, TransactionInfo
 
 log = logging.getLogger("continuity.smtp")
 
@@ -95,6 +95,8 @@ class IngestHandler:
             return smtp_replies.queued(outcome.queue_id)
         if isinstance(outcome, Refused):
             return smtp_replies.content_refused(outcome.problem, self._content_limits)
+        if isinstance(outcome, Filtered):
+            return smtp_replies.filtered(outcome.verdict, outcome.result.public_reason)
         return smtp_replies.STORAGE_FAILURE
 
 

@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from continuity.config.admin import AdminSettings
+from continuity.config.filters import FilterSettings
 from continuity.config.dns import DnsSettings
 from continuity.config.failover import FailoverSettings
 from continuity.config.monitor import MonitorSettings
@@ -63,6 +64,7 @@ class Settings(BaseSettings):
     primary: PrimarySettings = Field(default_factory=PrimarySettings, description="The primary Exchange.")
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Message store.")
     admin: AdminSettings = Field(default_factory=AdminSettings, description="Admin HTTP API.")
+    filters: FilterSettings = Field(default_factory=FilterSettings, description="Security filter pipeline.")
     monitor: MonitorSettings = Field(default_factory=MonitorSettings, description="Health monitor of the primary.")
     failover: FailoverSettings = Field(default_factory=FailoverSettings, description="Failover switching.")
     dns: DnsSettings = Field(default_factory=DnsSettings, description="DNS switching (RFC 2136 with TSIG).")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from continuity.core.filter_records import StoredVerdict
 
 
 class MessageState(StrEnum):
@@ -87,8 +91,10 @@ class IncomingMessage:
     message_id: str
     subject: str
     sha256: str
-    # The state the message is committed in (queued, held, relay).
+    # The state the message is committed in (queued, held, relay); HELD = quarantined, in no mailbox.
     state: MessageState = MessageState.QUEUED
+    # The security filter pipeline's verdict, stored in the same transaction as the row.
+    verdict: StoredVerdict | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from continuity.core.content_checks import ContentLimits
 from continuity.core.models import IncomingMessage
 from continuity.services.data_dir_lock import DataDirLock
 from continuity.services.directory import DirectoryCache
+from continuity.services.filter_setup import FilterService
 from continuity.services.ingest import IngestService
 from continuity.store.factory import open_store
 from continuity.store.group_commit import GroupCommitter
@@ -47,6 +48,8 @@ class Running:
     smtp_address: HostPort
     web_address: HostPort
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # The security filter pipeline (issue 6); None when [filters] enabled = false.
+    filters: FilterService | None = None
 
 
 async def start(settings: Settings) -> Running:
@@ -71,6 +74,10 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         store.messages.commit, settings.storage.group_commit_max
     )
     limits = ContentLimits(settings.smtp.max_header_size, settings.smtp.max_mime_depth)
+    # --- filters (issue 6): the one pipeline for ingest, outbound (running.filters.pipeline) and replay ---
+    filters = FilterService(settings, store.filter_memory, store.mailboxes) if settings.filters.enabled else None
+    if filters is not None:
+        await filters.start()
     ingest = IngestService(
         domains=frozenset(settings.domains),
         directory=directory,
@@ -78,6 +85,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         messages=store.messages,
         content_limits=limits,
         hostname=settings.smtp.hostname,
+        pipeline=filters.pipeline if filters is not None else None,
     )
     limiter = ClientLimiter(
         ClientLimitPolicy.build(
@@ -97,6 +105,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         raise OSError(f"cannot listen for HTTP on {settings.web.listen}: {exc}") from None
     running = Running(store, smtp, web, directory, committer, lock, HostPort(*smtp_bound), HostPort(*web_bound))
     running.tasks.append(asyncio.create_task(_sweep(limiter), name="limit-sweep"))
+    running.filters = filters
     mode = "standalone (no primary configured)" if not settings.primary.configured else settings.primary.host
     log.info(
         "ready: SMTP on %s%s, web on %s, %d addresses in the directory, domains %s, primary %s",
@@ -128,6 +137,8 @@ async def stop(running: Running, grace: float) -> None:
     await asyncio.gather(*running.tasks, return_exceptions=True)
     await running.directory.stop()
     await running.committer.drain()
+    if running.filters is not None:
+        await running.filters.stop()
     await running.store.close()
     running.lock.release()
     log.info("stopped")

@@ -1,8 +1,16 @@
 """Ingest: from an SMTP transaction to a durable, queued message.
 
 The SMTP adapter asks this service about each recipient and hands it each message;
-this service checks, builds the queue row and waits for the group commit. It returns
-typed outcomes; only the adapter turns them into SMTP replies.
+this service checks, runs the security filter pipeline, builds the queue row and waits
+for the group commit. It returns typed outcomes; only the adapter turns them into SMTP
+replies.
+
+Filtering: a REJECT or TEMPFAIL verdict is returned before anything is stored (the
+adapter answers 5xx or 451 instead of 250); a QUARANTINE verdict stores the message
+in state HELD, in no mailbox until an operator releases it; TAG and ACCEPT store it
+normally. The filters' header fields go into the header block stored beside the body
+(before the Received field), and the verdict is committed with the queue row; the body
+stays exactly the bytes the client sent.
 """
 
 from __future__ import annotations
@@ -17,10 +25,12 @@ from dataclasses import dataclass
 from continuity.core.content_checks import ContentLimits, ContentProblem, find_content_problem
 from continuity.core.headers import TraceInfo, build_received_header, read_summary_headers
 from continuity.core.models import AcceptedRecipient, IncomingMessage, MessageState
+from continuity.core.pipeline import Direction, Envelope, Verdict
 from continuity.core.queue_ids import new_queue_id
 from continuity.core.recipients import RecipientDecision, decide_recipient
 from continuity.errors import StorageError
 from continuity.services.directory import DirectoryCache
+from continuity.services.filtering import FilterPipeline, PipelineResult
 from continuity.store.group_commit import GroupCommitter
 from continuity.store.protocol import MessageRepository
 
@@ -43,6 +53,19 @@ class Accepted:
     """The message is durable under this queue id."""
 
     queue_id: str
+    verdict: Verdict = Verdict.ACCEPT
+
+
+@dataclass(frozen=True, slots=True)
+class Filtered:
+    """The filter pipeline refused the message (REJECT) or could not decide now (TEMPFAIL)."""
+
+    result: PipelineResult
+
+    @property
+    def verdict(self) -> Verdict:
+        """REJECT or TEMPFAIL."""
+        return self.result.verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +82,7 @@ class StorageFailed:
     detail: str
 
 
-IngestOutcome = Accepted | Refused | StorageFailed
+IngestOutcome = Accepted | Refused | Filtered | StorageFailed
 
 
 class IngestService:
@@ -76,6 +99,7 @@ class IngestService:
         hostname: str,
         recipient_delimiter: str = "",
         route: Callable[[], MessageState] | None = None,
+        pipeline: FilterPipeline | None = None,
     ) -> None:
         self._domains = domains
         self._directory = directory
@@ -86,6 +110,8 @@ class IngestService:
         self._delimiter = recipient_delimiter
         # Failover routing hook: the state a queued message is committed in (gateway mode: relay or queued).
         self._route = route
+        # The security filter pipeline (None when [filters] enabled = false).
+        self._pipeline = pipeline
 
     def decide_recipient(self, address: str) -> RecipientDecision:
         """Decide on one RCPT TO address from the in-memory directory."""
@@ -102,6 +128,18 @@ class IngestService:
                 problem.value,
             )
             return Refused(problem)
+        filtered = await self._filter(transaction, content)
+        if filtered is not None and filtered.verdict in (Verdict.REJECT, Verdict.TEMPFAIL):
+            log.info(
+                "%s message from=<%s> client=[%s] message-id=%s: %s (fired: %s)",
+                "rejected" if filtered.verdict is Verdict.REJECT else "deferred",
+                transaction.sender,
+                transaction.client_address,
+                read_summary_headers(content).message_id or "-",
+                filtered.public_reason,
+                ",".join(filtered.fired) or "-",
+            )
+            return Filtered(filtered)
         now = time.time()
         queue_id = new_queue_id(now)
         single = transaction.recipients[0].address if len(transaction.recipients) == 1 else None
@@ -117,18 +155,21 @@ class IngestService:
             )
         )
         summary = read_summary_headers(content)
+        quarantined = filtered is not None and filtered.verdict is Verdict.QUARANTINE
         message = IncomingMessage(
             queue_id=queue_id,
             sender=transaction.sender,
             recipients=transaction.recipients,
             content=content,
-            trace_header=trace,
+            trace_header=(filtered.header_block if filtered is not None else b"") + trace,
             received_at=now,
             client_address=transaction.client_address,
             client_helo=transaction.client_helo,
             message_id=summary.message_id,
             subject=summary.subject,
             sha256=hashlib.sha256(content).hexdigest(),
+            state=MessageState.HELD if quarantined else MessageState.QUEUED,
+            verdict=filtered.stored(now) if filtered is not None else None,
         )
         if self._route is not None and message.state is MessageState.QUEUED:
             message = dataclasses.replace(message, state=self._route())
@@ -143,13 +184,27 @@ class IngestService:
                 exc,
             )
             return StorageFailed(str(exc))
+        verdict = filtered.verdict if filtered is not None else Verdict.ACCEPT
         log.info(
-            "%s: accepted from=<%s> to=%s size=%d client=[%s] message-id=%s",
+            "%s: %s from=<%s> to=%s size=%d client=[%s] message-id=%s",
             queue_id,
+            "quarantined" if quarantined else f"accepted ({verdict.value})",
             transaction.sender,
             ",".join(f"<{r.address}>" for r in transaction.recipients),
             len(content),
             transaction.client_address,
             summary.message_id or "-",
         )
-        return Accepted(queue_id)
+        return Accepted(queue_id, verdict)
+
+    async def _filter(self, transaction: TransactionInfo, content: bytes) -> PipelineResult | None:
+        if self._pipeline is None:
+            return None
+        envelope = Envelope(
+            sender=transaction.sender,
+            recipients=tuple(recipient.address for recipient in transaction.recipients),
+            direction=Direction.INBOUND,
+            client_address=transaction.client_address,
+            client_helo=transaction.client_helo,
+        )
+        return await self._pipeline.evaluate(envelope, content)

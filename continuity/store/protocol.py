@@ -14,6 +14,7 @@ from typing import Protocol
 from continuity.core.audit import AuditEntry, AuditRecord, ChainVerdict
 from continuity.core.models import DirectoryEntry, IncomingMessage, Mailbox, QueueEntry, UpsertOutcome
 from continuity.store.failover_protocol import FailoverRepository
+from continuity.store.filters_protocol import FilterMemoryRepository, QuarantineRepository, VerdictRepository
 
 
 class MailboxRepository(Protocol):
@@ -85,7 +86,11 @@ class MessageRepository(Protocol):
         ...
 
     async def trace_header(self, queue_id: str) -> bytes | None:
-        """The Received header the appliance prepended on receipt, or None for an unknown id."""
+        """The header block prepended on receipt, or None for an unknown id.
+
+        Received, then the filter pipeline's fields (Authentication-Results, X-Continuity-*);
+        the stored body stays byte-identical to what the client sent.
+        """
         ...
 
 
@@ -143,6 +148,21 @@ class Store(Protocol):
     @property
     def failover(self) -> FailoverRepository:
         """The failover state, its history, operator commands and the latest probes."""
+        ...
+
+    @property
+    def verdicts(self) -> VerdictRepository:
+        """Each filtered message's verdict and findings (continuity.store.filters_protocol)."""
+        ...
+
+    @property
+    def filter_memory(self) -> FilterMemoryRepository:
+        """The filter pipeline's memory of threads and correspondents' bank accounts."""
+        ...
+
+    @property
+    def quarantine(self) -> QuarantineRepository:
+        """Held messages: list, release, delete."""
         ...
 
     async def close(self) -> None:

@@ -10,6 +10,13 @@ from continuity.store.blobs import BlobStore
 from continuity.store.sqlite_audit import AUDIT_MIGRATIONS, SqliteAuditRepository
 from continuity.store.sqlite_db import SqliteDatabase
 from continuity.store.sqlite_failover import FAILOVER_MIGRATIONS, SqliteFailoverRepository
+from continuity.store.sqlite_filters import (
+    FILTER_MIGRATIONS,
+    SqliteFilterMemoryRepository,
+    SqliteQuarantineRepository,
+    SqliteVerdictRepository,
+    insert_verdict_rows,
+)
 from continuity.store.sqlite_mailboxes import SqliteMailboxRepository
 from continuity.store.sqlite_messages import SqliteMessageRepository
 from continuity.store.sqlite_schema import CORE_MIGRATIONS
@@ -19,6 +26,7 @@ MIGRATIONS: Sequence[tuple[str, Sequence[str]]] = (
     ("core", CORE_MIGRATIONS),
     ("audit", AUDIT_MIGRATIONS),
     ("failover", FAILOVER_MIGRATIONS),
+    ("filters", FILTER_MIGRATIONS),
 )
 
 
@@ -29,9 +37,12 @@ class SqliteStore:
         self.database = SqliteDatabase(database_path)
         self.blob_store = BlobStore(blob_root)
         self._mailboxes = SqliteMailboxRepository(self.database)
-        self._messages = SqliteMessageRepository(self.database, self.blob_store)
+        self._messages = SqliteMessageRepository(self.database, self.blob_store, (insert_verdict_rows,))
         self._audit = SqliteAuditRepository(self.database, database_path.with_name(database_path.name + ".audit-head"))
         self._failover = SqliteFailoverRepository(self.database)
+        self._verdicts = SqliteVerdictRepository(self.database)
+        self._filter_memory = SqliteFilterMemoryRepository(self.database)
+        self._quarantine = SqliteQuarantineRepository(self.database, self.blob_store)
 
     @property
     def mailboxes(self) -> SqliteMailboxRepository:
@@ -52,6 +63,18 @@ class SqliteStore:
     @property
     def failover(self) -> SqliteFailoverRepository:
         return self._failover
+
+    @property
+    def verdicts(self) -> SqliteVerdictRepository:
+        return self._verdicts
+
+    @property
+    def filter_memory(self) -> SqliteFilterMemoryRepository:
+        return self._filter_memory
+
+    @property
+    def quarantine(self) -> SqliteQuarantineRepository:
+        return self._quarantine
 
     def open_sync(self, *, recover: bool) -> None:
         """Create or migrate the database and the blob tree; blocking."""

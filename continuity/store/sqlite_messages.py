@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from continuity.core.models import IncomingMessage, MessageState, QueueEntry, RecipientState
@@ -66,20 +66,28 @@ def _insert_rows(connection: sqlite3.Connection, batch: Sequence[IncomingMessage
             for position, r in enumerate(m.recipients)
         ],
     )
-    # Standalone delivery: a copy in each recipient's standby mailbox (once per mailbox).
+    # Standalone delivery: a copy in each recipient's standby mailbox (once per mailbox);
+    # held (quarantined) messages reach no mailbox until they are released.
     connection.executemany(
         "INSERT OR IGNORE INTO mailbox_messages (mailbox, queue_id, folder, flags, delivered_at)"
         " VALUES (?, ?, 'INBOX', '', ?)",
-        [(r.mailbox, m.queue_id, m.received_at) for m in batch for r in m.recipients],
+        [(r.mailbox, m.queue_id, m.received_at) for m in batch if m.state is not MessageState.HELD for r in m.recipients],
     )
 
 
 class SqliteMessageRepository:
     """MessageRepository on SQLite plus a BlobStore."""
 
-    def __init__(self, database: SqliteDatabase, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        database: SqliteDatabase,
+        blobs: BlobStore,
+        row_hooks: Sequence[Callable[[sqlite3.Connection, Sequence[IncomingMessage]], None]] = (),
+    ) -> None:
         self._db = database
         self._blobs = blobs
+        # Other components' rows written in the same transaction (e.g. filter verdicts).
+        self._row_hooks = tuple(row_hooks)
         # Body writes started by prepare(), by queue id, awaited by the commit.
         self._writes: dict[str, Future[None]] = {}
 
@@ -101,7 +109,12 @@ class SqliteMessageRepository:
         if failure is not None:
             raise failure
         self._blobs.sync_directory_sync()
-        self._db.transact_sync(lambda connection: _insert_rows(connection, batch))
+        self._db.transact_sync(lambda connection: self._insert_all(connection, batch))
+
+    def _insert_all(self, connection: sqlite3.Connection, batch: Sequence[IncomingMessage]) -> None:
+        _insert_rows(connection, batch)
+        for hook in self._row_hooks:
+            hook(connection, batch)
 
     async def commit(self, batch: Sequence[IncomingMessage]) -> None:
         await self._db.run_in_writer(lambda: self.commit_sync(batch))

@@ -37,6 +37,9 @@ def settings_data(data_dir: Path, **overrides: Any) -> dict[str, Any]:
         "domains": TEST_DOMAINS,
         "smtp": {"listen": "127.0.0.1:0", "hostname": "mx.example.com"},
         "web": {"listen": "127.0.0.1:0"},
+        # No DNS outside loopback in tests: the authentication stage is enabled (with a
+        # private BIND) only by the tests that need it.
+        "filters": {"auth": {"enabled": False}},
     }
     return _merge(base, overrides)
 

@@ -1,0 +1,155 @@
+"""Settings of the security filter pipeline (the ``[filters]`` table and its stage tables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from continuity.config.types import parse_host_port
+from continuity.core.pipeline import Verdict, VerdictPolicy
+
+_STAGE_DOC = "Run this stage."
+_TIMEOUT_DOC = "Seconds the stage may take; past it the stage counts as failed."
+_FAIL_OPEN_DOC = "On failure or timeout: true ignores the stage, false answers tempfail (451)."
+
+
+class PolicySettings(BaseModel):
+    """How findings become a verdict (accept, tag, quarantine, tempfail, reject)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tag_score: float = Field(default=4.0, ge=0, description="Total score that tags a message (0: never).")
+    quarantine_score: float = Field(default=8.0, ge=0, description="Total score that quarantines (0: never).")
+    reject_score: float = Field(default=0.0, ge=0, description="Total score that rejects at SMTP time (0: never).")
+    actions: dict[str, Verdict] = Field(
+        default_factory=lambda: {
+            "clamd.virus": Verdict.REJECT,
+            "attachments.executable": Verdict.REJECT,
+            "attachments.archive_bomb": Verdict.REJECT,
+            "auth.dmarc_reject": Verdict.REJECT,
+            "auth.dmarc_quarantine": Verdict.QUARANTINE,
+            "urls.blocklisted": Verdict.QUARANTINE,
+            "rspamd.reject": Verdict.REJECT,
+        },
+        description=(
+            "Finding code (e.g. `bec.bank_change`) or stage name (e.g. `clamd`) mapped to the verdict it imposes, "
+            "whatever the score; setting this table replaces the defaults."
+        ),
+    )
+
+    def policy(self) -> VerdictPolicy:
+        """The core policy object."""
+        return VerdictPolicy(self.tag_score, self.quarantine_score, self.reject_score, dict(self.actions))
+
+
+class StageSettings(BaseModel):
+    """Settings every stage has."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description=_STAGE_DOC)
+    timeout: float = Field(default=10.0, gt=0, description=_TIMEOUT_DOC)
+    fail_open: bool = Field(default=True, description=_FAIL_OPEN_DOC)
+
+
+class AuthSettings(StageSettings):
+    """SPF, DKIM, DMARC and ARC; writes Authentication-Results."""
+
+    timeout: float = Field(default=15.0, gt=0, description=_TIMEOUT_DOC)
+    authserv_id: str = Field(default="", description="Name in Authentication-Results (default: smtp.hostname).")
+
+
+class AttachmentSettings(StageSettings):
+    """Dangerous attachments by content and name, archives and archive bombs."""
+
+    max_archive_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=1024, description="Most bytes decompressed from one archive before it is a bomb."
+    )
+    max_archive_ratio: int = Field(default=200, ge=2, description="Largest compression ratio of an archive member.")
+    max_archive_entries: int = Field(default=5000, ge=1, description="Most entries in one archive before it is a bomb.")
+    max_nesting: int = Field(default=4, ge=1, description="Deepest archive-in-archive nesting that is opened.")
+
+
+class UrlSettings(StageSettings):
+    """Links: local blocklists and mismatched link text."""
+
+    blocklists: list[Path] = Field(
+        default_factory=list, description="Files of blocked domains, one per line (# comments); reread when changed."
+    )
+
+
+class HijackSettings(StageSettings):
+    """Reply-chain hijack detection from the thread store."""
+
+    retention_days: int = Field(default=180, ge=1, description="Days a thread is remembered.")
+
+
+class BecSettings(StageSettings):
+    """Invoice fraud and impersonation: bank details, lookalike domains, display names, freemail."""
+
+    freemail_lists: list[Path] = Field(
+        default_factory=list, description="Extra files of freemail domains (one per line) besides the built-in list."
+    )
+    correspondent_domains: list[str] = Field(
+        default_factory=list,
+        description="Partner domains to protect from lookalikes, besides the protected domains and known senders.",
+    )
+
+
+class ClamdSettings(StageSettings):
+    """ClamAV's clamd over INSTREAM; used only when address is set."""
+
+    fail_open: bool = Field(default=False, description=_FAIL_OPEN_DOC)
+    timeout: float = Field(default=30.0, gt=0, description=_TIMEOUT_DOC)
+    address: str = Field(default="", description="clamd's HOST:PORT or the path of its Unix socket; empty: not used.")
+
+    @field_validator("address")
+    @classmethod
+    def _address_parses(cls, value: str) -> str:
+        text = value.strip()
+        if text and not text.startswith("/"):
+            return str(parse_host_port(text))
+        return text
+
+
+class RspamdSettings(StageSettings):
+    """rspamd's HTTP protocol (/checkv2); used only when url is set."""
+
+    url: str = Field(default="", description="Base URL of rspamd's normal worker, e.g. http://127.0.0.1:11333.")
+    password: str = Field(default="", description="Password header for rspamd when it requires one.")
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, value: str) -> str:
+        text = value.strip().rstrip("/")
+        if text and not text.startswith(("http://", "https://")):
+            raise ValueError(f"'{value}' is not an http:// or https:// URL")
+        return text
+
+
+class FilterSettings(BaseModel):
+    """The security filter pipeline run on inbound, outbound and replayed mail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Master switch: false stores every message unfiltered.")
+    resolver: list[str] = Field(
+        default_factory=list,
+        description="DNS servers (HOST:PORT) for SPF/DKIM/DMARC; empty uses the system resolver.",
+    )
+    dns_timeout: float = Field(default=5.0, gt=0, description="Seconds per DNS lookup.")
+    dns_cache_size: int = Field(default=20_000, ge=0, description="DNS answers kept in memory (0: no cache).")
+    policy: PolicySettings = Field(default_factory=PolicySettings, description="Verdict policy.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Mail authentication stage.")
+    attachments: AttachmentSettings = Field(default_factory=AttachmentSettings, description="Attachment stage.")
+    urls: UrlSettings = Field(default_factory=UrlSettings, description="URL stage.")
+    hijack: HijackSettings = Field(default_factory=HijackSettings, description="Reply-chain hijack stage.")
+    bec: BecSettings = Field(default_factory=BecSettings, description="BEC and invoice fraud stage.")
+    clamd: ClamdSettings = Field(default_factory=ClamdSettings, description="clamd virus scanner (optional).")
+    rspamd: RspamdSettings = Field(default_factory=RspamdSettings, description="rspamd (optional).")
+
+    @field_validator("resolver")
+    @classmethod
+    def _resolvers_parse(cls, value: list[str]) -> list[str]:
+        return [str(parse_host_port(item)) for item in value]

@@ -1,0 +1,278 @@
+"""One parse of a message for every filter stage: addresses, thread headers, text, links, attachments.
+
+Parsing is the costly part of filtering, so the pipeline parses once (in a worker
+thread) and hands the same read-only view to every stage. The stdlib parser with the
+compat32 policy is used because it is several times faster than the default policy and
+never raises on malformed input; header fields are decoded (RFC 2047) only where a
+stage needs them.
+"""
+
+from __future__ import annotations
+
+import email.errors
+import email.header
+import email.parser
+import email.policy
+import email.utils
+import re
+from dataclasses import dataclass
+from email.message import Message
+from enum import StrEnum
+from html.parser import HTMLParser
+
+_PARSER = email.parser.BytesParser(policy=email.policy.compat32)
+_URL_IN_TEXT = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s<>"'`{}|\\^\[\]]+""")
+_TRAILING_PUNCTUATION = ".,;:!?)>'\""
+_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+# Text scanned per message: enough for any real letter, bounded for hostile ones.
+MAX_TEXT = 512 * 1024
+
+
+class LinkSource(StrEnum):
+    """Where a link was found."""
+
+    TEXT = "text"  # a URL written in plain text
+    HREF = "href"  # an HTML anchor
+    FORM = "form"  # an HTML form's action
+    IMAGE = "image"  # an HTML image source
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A mailbox from a header field: display name (decoded) and address."""
+
+    display: str
+    address: str
+
+    @property
+    def domain(self) -> str:
+        """The lower-cased domain part ('' when there is none)."""
+        return self.address.rpartition("@")[2].lower() if "@" in self.address else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A link target and the text shown for it ('' for links written as text)."""
+
+    url: str
+    text: str
+    source: LinkSource
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file carried by the message (attached or inline), decoded."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """Everything the stages read from a message; built by :func:`parse_message`."""
+
+    raw: bytes
+    fields: tuple[tuple[str, str], ...]
+    from_: tuple[Address, ...]
+    reply_to: tuple[Address, ...]
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    subject: str
+    message_id: str
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    mailer: str
+    text: str
+    links: tuple[Link, ...]
+    attachments: tuple[Attachment, ...]
+
+    def header(self, name: str) -> str | None:
+        """The first field with this name (raw, unfolded), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.fields if key.lower() == wanted), None)
+
+    def headers(self, name: str) -> list[str]:
+        """Every field with this name, in order."""
+        wanted = name.lower()
+        return [value for key, value in self.fields if key.lower() == wanted]
+
+    @property
+    def sender(self) -> Address | None:
+        """The first From address."""
+        return self.from_[0] if self.from_ else None
+
+    @property
+    def thread_ids(self) -> tuple[str, ...]:
+        """Message-IDs this message replies to (In-Reply-To first, then References)."""
+        return tuple(dict.fromkeys((*self.in_reply_to, *self.references)))
+
+    @property
+    def is_reply(self) -> bool:
+        """True when the message names earlier messages it answers."""
+        return bool(self.in_reply_to or self.references)
+
+    @property
+    def participants(self) -> frozenset[str]:
+        """Every address in From, Reply-To, To and Cc, lower-cased."""
+        return frozenset(
+            address.address.lower() for address in (*self.from_, *self.reply_to, *self.to, *self.cc) if address.address
+        )
+
+
+def decode_header_value(value: str) -> str:
+    """RFC 2047 decoding, tolerant of broken encodings; whitespace collapsed."""
+    if "=?" not in value:
+        return " ".join(value.split())
+    try:
+        decoded = str(email.header.make_header(email.header.decode_header(value)))
+    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+        decoded = value
+    return " ".join(decoded.split())
+
+
+def _addresses(values: list[str]) -> tuple[Address, ...]:
+    found = []
+    for display, address in email.utils.getaddresses(values):
+        if address or display:
+            found.append(Address(decode_header_value(display), address.strip()))
+    return tuple(found)
+
+
+def _message_ids(value: str | None) -> tuple[str, ...]:
+    return tuple(_MESSAGE_ID.findall(value or ""))
+
+
+def _charset_text(part: Message, payload: bytes) -> str:
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:
+        return payload.decode("utf-8", errors="replace")
+
+
+class _HtmlScanner(HTMLParser):
+    """Collects anchors (href and shown text), form actions, image sources and visible text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[Link] = []
+        self.text: list[str] = []
+        self._anchor: tuple[str, list[str]] | None = None
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {key.lower(): value or "" for key, value in attrs}
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag == "a" and values.get("href"):
+            self._close_anchor()
+            self._anchor = (values["href"].strip(), [])
+        elif tag == "form" and values.get("action"):
+            self.links.append(Link(values["action"].strip(), "", LinkSource.FORM))
+        elif tag == "img" and values.get("src"):
+            self.links.append(Link(values["src"].strip(), values.get("alt", ""), LinkSource.IMAGE))
+        elif tag in ("br", "p", "div", "tr", "li"):
+            self.text.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag == "a":
+            self._close_anchor()
+
+    def handle_data(self, data: str) -> None:
+        if self._skip:
+            return
+        self.text.append(data)
+        if self._anchor is not None:
+            self._anchor[1].append(data)
+
+    def _close_anchor(self) -> None:
+        if self._anchor is not None:
+            href, parts = self._anchor
+            self.links.append(Link(href, " ".join("".join(parts).split()), LinkSource.HREF))
+            self._anchor = None
+
+    def close(self) -> None:
+        super().close()
+        self._close_anchor()
+
+
+def links_in_text(text: str) -> list[Link]:
+    """URLs written in plain text."""
+    return [
+        Link(match.group(0).rstrip(_TRAILING_PUNCTUATION), "", LinkSource.TEXT) for match in _URL_IN_TEXT.finditer(text)
+    ]
+
+
+def scan_html(html: str) -> tuple[list[Link], str]:
+    """Links and visible text of an HTML body."""
+    scanner = _HtmlScanner()
+    try:
+        scanner.feed(html)
+        scanner.close()
+    except (AssertionError, ValueError):
+        pass  # malformed markup: keep what was read so far
+    return scanner.links, "".join(scanner.text)
+
+
+def _is_attachment(part: Message) -> bool:
+    if part.get_filename():
+        return True
+    disposition = (part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()
+    if disposition == "attachment":
+        return True
+    maintype = part.get_content_maintype()
+    return maintype not in ("text", "multipart", "message")
+
+
+def parse_message(raw: bytes, max_text: int = MAX_TEXT) -> MessageView:
+    """Parse raw (CRLF line endings as received) into a view for the stages."""
+    message = _PARSER.parsebytes(raw)
+    fields = tuple((str(key), " ".join(str(value).split())) for key, value in message.items())
+    texts: list[str] = []
+    links: list[Link] = []
+    attachments: list[Attachment] = []
+    budget = max_text
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        if _is_attachment(part):
+            payload = part.get_payload(decode=True)
+            data = payload if isinstance(payload, bytes) else b""
+            filename = decode_header_value(part.get_filename() or "")
+            attachments.append(Attachment(filename, part.get_content_type(), data))
+            continue
+        if budget <= 0 or part.get_content_maintype() != "text":
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        text = _charset_text(part, payload[:budget])
+        budget -= len(payload)
+        if part.get_content_subtype() == "html":
+            html_links, visible = scan_html(text)
+            links.extend(html_links)
+            links.extend(links_in_text(visible))
+            texts.append(visible)
+        else:
+            links.extend(links_in_text(text))
+            texts.append(text)
+    mailer = message.get("X-Mailer") or message.get("User-Agent") or ""
+    return MessageView(
+        raw=raw,
+        fields=fields,
+        from_=_addresses([str(value) for value in message.get_all("From", [])]),
+        reply_to=_addresses([str(value) for value in message.get_all("Reply-To", [])]),
+        to=_addresses([str(value) for value in message.get_all("To", [])]),
+        cc=_addresses([str(value) for value in message.get_all("Cc", [])]),
+        subject=decode_header_value(str(message.get("Subject") or "")),
+        message_id=next(iter(_message_ids(message.get("Message-ID"))), ""),
+        in_reply_to=_message_ids(message.get("In-Reply-To")),
+        references=_message_ids(message.get("References")),
+        mailer=decode_header_value(str(mailer))[:200],
+        text="\n".join(texts),
+        links=tuple(links),
+        attachments=tuple(attachments),
+    )

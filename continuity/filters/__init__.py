@@ -1,0 +1,1 @@
+"""Filter stages: each inspects a message and returns findings (see continuity.core.pipeline)."""

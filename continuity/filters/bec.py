@@ -1,0 +1,239 @@
+"""BEC and invoice-fraud stage: changed bank details, lookalike domains, impersonated names, freemail replies.
+
+- Bank details: IBANs (mod-97 checked) and labelled account numbers that are new for the
+  correspondent (the sender's organisation, or the address for freemail senders), with
+  change-of-bank wording in English, German, French, Italian, Spanish or Japanese, and
+  urgency or secrecy wording as an aggravating sign.
+- Lookalike domains of the protected domains, configured partner domains and known
+  correspondents (edit distance, IDN homoglyphs), in From and Reply-To.
+- Display-name impersonation of internal users by outside addresses.
+- Reply-To or Return-Path at a freemail provider while From is not.
+
+The stage learns the accounts of every message the pipeline lets through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Protocol
+
+from continuity.core.filter_records import AccountObservation
+from continuity.core.message_view import MessageView
+from continuity.core.pipeline import Direction, Envelope, Finding, StageReport
+from continuity.filters.bank_details import change_wording, find_account_numbers, find_ibans, urgency_wording
+from continuity.filters.domains import DomainFeed, registrable
+from continuity.filters.lookalike import LookalikeIndex
+
+
+class AccountMemory(Protocol):
+    """What the stage needs from the filter memory."""
+
+    async def accounts(self, correspondent: str) -> frozenset[str]:
+        """Accounts the correspondent used before."""
+        ...
+
+    async def known_domains(self) -> frozenset[str]:
+        """Frequent correspondents' domains."""
+        ...
+
+    def remember_accounts(self, observation: AccountObservation) -> None:
+        """Buffer accounts a correspondent used."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Identities:
+    """The protected organisation: its domains and its people's names and addresses."""
+
+    domains: frozenset[str] = frozenset()
+    names: Mapping[str, str] = field(default_factory=dict)  # normalised display name -> address
+    addresses: frozenset[str] = frozenset()
+
+
+def builtin_freemail() -> frozenset[str]:
+    """The freemail provider domains shipped with the appliance."""
+    text = resources.files("continuity.filters").joinpath("freemail.txt").read_text(encoding="utf-8")
+    return frozenset(
+        line.split("#", 1)[0].strip().lower() for line in text.splitlines() if line.split("#", 1)[0].strip()
+    )
+
+
+_NAME_NOISE = re.compile(r"[\"'`,.()\[\]<>|_-]+")
+_ADDRESS_IN_NAME = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def normalize_name(name: str) -> str:
+    """A display name reduced for comparison: NFKC, case-folded, punctuation and extra spaces removed."""
+    text = unicodedata.normalize("NFKC", name).casefold()
+    return " ".join(_NAME_NOISE.sub(" ", text).split())
+
+
+def _correspondent(address: str, freemail: frozenset[str]) -> str:
+    domain = address.rpartition("@")[2].lower()
+    return address.lower() if domain in freemail or not domain else registrable(domain)
+
+
+@dataclass(frozen=True, slots=True)
+class _TextSigns:
+    ibans: tuple[str, ...]
+    accounts: tuple[str, ...]
+    change: str | None
+    urgency: str | None
+
+
+def _text_signs(message: MessageView) -> _TextSigns:
+    text = f"{message.subject}\n{message.text}"
+    return _TextSigns(
+        tuple(find_ibans(text)), tuple(find_account_numbers(text)), change_wording(text), urgency_wording(text)
+    )
+
+
+class BecStage:
+    """Invoice fraud and impersonation."""
+
+    name = "bec"
+
+    def __init__(
+        self,
+        memory: AccountMemory,
+        identities: Callable[[], Identities],
+        freemail: DomainFeed,
+        partner_domains: frozenset[str] = frozenset(),
+        executor: Executor | None = None,
+    ) -> None:
+        self._memory = memory
+        self._identities = identities
+        self._freemail = freemail
+        self._partners = partner_domains
+        self._executor = executor
+        self._index: tuple[frozenset[str], LookalikeIndex] | None = None
+
+    async def _lookalikes(self, identities: Identities) -> LookalikeIndex:
+        targets = identities.domains | self._partners | await self._memory.known_domains()
+        targets = frozenset(target for target in targets if target not in self._freemail.domains)
+        if self._index is None or self._index[0] != targets:
+            self._index = (targets, LookalikeIndex(targets))
+        return self._index[1]
+
+    async def inspect(self, envelope: Envelope, message: MessageView) -> StageReport:
+        if envelope.direction is Direction.OUTBOUND:
+            return StageReport()
+        identities = self._identities()
+        freemail = self._freemail.domains
+        found: list[Finding] = []
+        sender = message.sender
+        from_address = sender.address.lower() if sender else ""
+        from_domain = sender.domain if sender else ""
+        internal_sender = registrable(from_domain) in {registrable(d) for d in identities.domains}
+        if message.text or message.subject:
+            if len(message.text) > 20_000:
+                signs = await asyncio.get_running_loop().run_in_executor(self._executor, _text_signs, message)
+            else:
+                signs = _text_signs(message)
+            found.extend(await self._bank_findings(signs, from_address, freemail))
+        index = await self._lookalikes(identities)
+        for label, address in [("From", sender)] + [("Reply-To", reply) for reply in message.reply_to]:
+            if address is None or not address.domain:
+                continue
+            imitated = index.match(address.domain)
+            if imitated is not None:
+                found.append(
+                    Finding(
+                        "bec.lookalike_domain",
+                        6.0,
+                        f"the sender's address imitates {imitated}",
+                        (f"{label}: {address.domain} resembles {imitated}",),
+                    )
+                )
+                break
+        if sender is not None and not internal_sender:
+            name = normalize_name(sender.display)
+            impersonated = identities.names.get(name) if name else None
+            embedded = _ADDRESS_IN_NAME.findall(sender.display)
+            if impersonated is None:
+                impersonated = next((a.lower() for a in embedded if a.lower() in identities.addresses), None)
+            if impersonated is not None:
+                found.append(
+                    Finding(
+                        "bec.display_name_impersonation",
+                        5.0,
+                        "uses the name of someone in your organisation but comes from outside",
+                        (f"{sender.display} <{sender.address}> imitates {impersonated}",),
+                    )
+                )
+            elif any(a.lower() != from_address for a in embedded):
+                found.append(
+                    Finding(
+                        "bec.display_name_address",
+                        2.0,
+                        "shows a different address in the sender's name than it really comes from",
+                        (f"{sender.display} <{sender.address}>",),
+                    )
+                )
+        if from_domain and from_domain not in freemail:
+            for reply in message.reply_to:
+                if reply.domain in freemail and registrable(reply.domain) != registrable(from_domain):
+                    found.append(
+                        Finding(
+                            "bec.reply_to_freemail",
+                            3.0,
+                            "replies would go to a free webmail address, not to the sender's company",
+                            (f"Reply-To: {reply.address}",),
+                        )
+                    )
+                    break
+            envelope_domain = envelope.sender.rpartition("@")[2].lower()
+            if envelope_domain in freemail and envelope_domain != from_domain:
+                found.append(
+                    Finding(
+                        "bec.return_path_freemail",
+                        2.0,
+                        "was sent through a free webmail account while claiming a company sender",
+                        (f"Return-Path: {envelope.sender}",),
+                    )
+                )
+        return StageReport(findings=tuple(found))
+
+    async def _bank_findings(self, signs: _TextSigns, from_address: str, freemail: frozenset[str]) -> list[Finding]:
+        found: list[Finding] = []
+        accounts = (*signs.ibans, *signs.accounts)
+        correspondent = _correspondent(from_address, freemail) if from_address else ""
+        known = await self._memory.accounts(correspondent) if correspondent and accounts else frozenset()
+        new = tuple(account for account in accounts if account not in known)
+        if signs.change:
+            found.append(Finding("bec.bank_change", 3.0, "asks to change bank details", (signs.change,)))
+            if new and known:
+                found.append(
+                    Finding(
+                        "bec.account_changed",
+                        4.0,
+                        "names a bank account this sender has not used before",
+                        (*new[:3], f"known: {len(known)} account(s)"),
+                    )
+                )
+            elif new:
+                found.append(Finding("bec.new_bank_account", 3.0, "gives bank account details to pay to", new[:3]))
+            if signs.urgency:
+                found.append(Finding("bec.urgency", 2.0, "presses for urgency or secrecy", (signs.urgency,)))
+        elif new and known:
+            found.append(
+                Finding("bec.account_changed", 2.0, "names a bank account this sender has not used before", new[:3])
+            )
+        return found
+
+    def learn(self, envelope: Envelope, message: MessageView) -> None:
+        """Remember the accounts of a message the pipeline let through."""
+        if envelope.direction is not Direction.INBOUND or message.sender is None:
+            return
+        text = f"{message.subject}\n{message.text}"
+        accounts = frozenset((*find_ibans(text), *find_account_numbers(text)))
+        if accounts:
+            correspondent = _correspondent(message.sender.address, self._freemail.domains)
+            self._memory.remember_accounts(AccountObservation(correspondent, accounts, time.time()))
