@@ -67,12 +67,12 @@ def deployed() -> Iterator[Deployed]:
     try:
         deployment.prepare()
         wheel = build_wheel(root / "dist")
-        ca = trustme.CA()
-        server = ca.issue_cert("mx.example.com")
         csv = root / "mailboxes.csv"
         csv.write_text(MAILBOXES_CSV)
         tsig_key = tsig_key_text()
         smtp_host, web_port = free_loopback_for_port_25(), free_port()
+        ca = trustme.CA()
+        server = ca.issue_cert("mx.example.com", smtp_host)
         deployment.write_inventory(
             continuity_package_file=str(wheel),
             continuity_domains=["example.com", "Example.NET"],

@@ -67,6 +67,7 @@ def test_configuration_is_rendered_from_the_role_variables(deployed: Deployed) -
     }
     assert config["primary"] == {"host": "exchange.example.com", "smtp_port": 25, "imap_port": 993}
     assert config["storage"] == {"group_commit_max": 128}, "a null setting must be left out"
+    assert config["dns"] == {"tsig_key_file": str(deployment.config_dir / "tsig.key")}
     shown = deployment.cli("config", "show")
     assert shown.returncode == 0, shown.stderr
     effective = tomllib.loads(shown.stdout)
@@ -149,7 +150,7 @@ def test_installed_appliance_serves_port_25_as_the_service_user(deployed: Deploy
     listed = deployment.cli("queue", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     (entry,) = json.loads(listed.stdout)
-    assert entry["recipients"] == ["alice@example.com"]
+    assert entry["recipients"] == ["a.example@example.com"]
     assert entry["state"] == "queued"
     assert all(path.owner() == deployment.user for path in deployment.data_dir.rglob("*"))
 
