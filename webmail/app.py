@@ -12,10 +12,12 @@ from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ControllerRouterHandler
 
 from continuity import __version__
 from webmail.api import admin_router
 from webmail.context import WebContext
+from webmail.mail.router import webmail_routers
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +44,12 @@ def create_app(context: WebContext) -> Litestar:
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", description="[admin] token")}
         ),
     )
+    handlers: list[ControllerRouterHandler] = [healthz, admin_router(context)]
+    if context.webmail is not None:
+        handlers += webmail_routers(context.webmail)
     return Litestar(
-        route_handlers=[healthz, admin_router(context)],
+        route_handlers=handlers,
         openapi_config=openapi,
         logging_config=None,
-        state=State({"context": context}),
+        state=State({"context": context, "webmail": context.webmail}),
     )

@@ -10,6 +10,7 @@ from litestar.params import SkipValidation
 
 from continuity.config.settings import Settings
 from continuity.store.protocol import Store
+from webmail.mail.services import WebmailServices
 
 # Handler parameter types for the shared objects (Store is a Protocol, so litestar must
 # not isinstance-check it).
@@ -23,6 +24,8 @@ class WebContext:
 
     settings: Settings
     store: Store
+    # The webmail's services (webmail.mail.services.WebmailServices); None serves no webmail.
+    webmail: WebmailServices | None = None
 
     def dependencies(self) -> dict[str, Provide]:
         """Litestar dependencies: handlers ask for ``store`` or ``settings`` by parameter name."""

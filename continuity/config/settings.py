@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from continuity.config.admin import AdminSettings
+from continuity.config.dkim import DkimSettings
 from continuity.config.filters import FilterSettings
 from continuity.config.dns import DnsSettings
 from continuity.config.failover import FailoverSettings
@@ -25,6 +26,7 @@ from continuity.config.primary import PrimarySettings
 from continuity.config.smtp import SmtpSettings
 from continuity.config.storage import StorageSettings
 from continuity.config.web import WebSettings
+from continuity.config.webmail import WebmailSettings
 from continuity.core.addresses import normalize_domain
 
 # The TOML file the next Settings() reads; set by continuity.config.loader.
@@ -65,6 +67,8 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Message store.")
     admin: AdminSettings = Field(default_factory=AdminSettings, description="Admin HTTP API.")
     filters: FilterSettings = Field(default_factory=FilterSettings, description="Security filter pipeline.")
+    webmail: WebmailSettings = Field(default_factory=WebmailSettings, description="Webmail for affected users.")
+    dkim: DkimSettings = Field(default_factory=DkimSettings, description="DKIM signing of outbound mail.")
     monitor: MonitorSettings = Field(default_factory=MonitorSettings, description="Health monitor of the primary.")
     failover: FailoverSettings = Field(default_factory=FailoverSettings, description="Failover switching.")
     dns: DnsSettings = Field(default_factory=DnsSettings, description="DNS switching (RFC 2136 with TSIG).")

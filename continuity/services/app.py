@@ -29,6 +29,8 @@ from continuity.store.group_commit import GroupCommitter
 from continuity.store.protocol import Store
 from webmail.app import create_app
 from webmail.context import WebContext
+from webmail.mail.services import WebmailServices
+from webmail.mail.wiring import build_webmail_services, webmail_tasks
 
 log = logging.getLogger("continuity")
 
@@ -48,6 +50,7 @@ class Running:
     smtp_address: HostPort
     web_address: HostPort
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    webmail: WebmailServices | None = None
     # The security filter pipeline (issue 6); None when [filters] enabled = false.
     filters: FilterService | None = None
 
@@ -95,9 +98,13 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         ),
         time.monotonic,
     )
+    # --- webmail (issue 5): its services, mounted on the web listener; tasks started below ---
+    webmail = build_webmail_services(settings, store) if settings.webmail.enabled else None
     smtp = SmtpListener(settings.smtp, ingest, limiter, limits, tls)
     smtp_bound = await smtp.start()
-    web = WebListener(create_app(WebContext(settings=settings, store=store)), settings.web.listen_address)
+    web = WebListener(
+        create_app(WebContext(settings=settings, store=store, webmail=webmail)), settings.web.listen_address
+    )
     try:
         web_bound = await web.start()
     except (OSError, SystemExit) as exc:
@@ -105,6 +112,10 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         raise OSError(f"cannot listen for HTTP on {settings.web.listen}: {exc}") from None
     running = Running(store, smtp, web, directory, committer, lock, HostPort(*smtp_bound), HostPort(*web_bound))
     running.tasks.append(asyncio.create_task(_sweep(limiter), name="limit-sweep"))
+    # --- webmail (issue 5) ---
+    if webmail is not None:
+        running.webmail = webmail
+        running.tasks += [asyncio.create_task(work, name=name) for name, work in webmail_tasks(webmail)]
     running.filters = filters
     mode = "standalone (no primary configured)" if not settings.primary.configured else settings.primary.host
     log.info(

@@ -15,6 +15,7 @@ from continuity.core.audit import AuditEntry, AuditRecord, ChainVerdict
 from continuity.core.models import DirectoryEntry, IncomingMessage, Mailbox, QueueEntry, UpsertOutcome
 from continuity.store.failover_protocol import FailoverRepository
 from continuity.store.filters_protocol import FilterMemoryRepository, QuarantineRepository, VerdictRepository
+from continuity.store.webmail_protocol import OutboundRepository, WebmailAuthRepository, WebmailRepository
 
 
 class MailboxRepository(Protocol):
@@ -148,6 +149,21 @@ class Store(Protocol):
     @property
     def failover(self) -> FailoverRepository:
         """The failover state, its history, operator commands and the latest probes."""
+        ...
+
+    @property
+    def webmail(self) -> WebmailRepository:
+        """Folders, flags and search of standby mailboxes (continuity.store.webmail_protocol)."""
+        ...
+
+    @property
+    def webmail_auth(self) -> WebmailAuthRepository:
+        """Webmail sessions, second factors, activation tokens, failed sign-ins."""
+        ...
+
+    @property
+    def outbound(self) -> OutboundRepository:
+        """Mail users send, waiting for delivery."""
         ...
 
     @property

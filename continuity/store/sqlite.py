@@ -18,14 +18,20 @@ from continuity.store.sqlite_filters import (
     insert_verdict_rows,
 )
 from continuity.store.sqlite_mailboxes import SqliteMailboxRepository
+from continuity.store.sqlite_outbound import OUTBOUND_MIGRATIONS, SqliteOutboundRepository
 from continuity.store.sqlite_messages import SqliteMessageRepository
 from continuity.store.sqlite_schema import CORE_MIGRATIONS
+from continuity.store.sqlite_webmail import SqliteWebmailRepository
+from continuity.store.sqlite_webmail_auth import SqliteWebmailAuthRepository
+from continuity.store.sqlite_webmail_schema import WEBMAIL_MIGRATIONS
 
 # Every component's migrations, applied in this order when the store opens.
 MIGRATIONS: Sequence[tuple[str, Sequence[str]]] = (
     ("core", CORE_MIGRATIONS),
     ("audit", AUDIT_MIGRATIONS),
     ("failover", FAILOVER_MIGRATIONS),
+    ("webmail", WEBMAIL_MIGRATIONS),
+    ("outbound", OUTBOUND_MIGRATIONS),
     ("filters", FILTER_MIGRATIONS),
 )
 
@@ -40,6 +46,9 @@ class SqliteStore:
         self._messages = SqliteMessageRepository(self.database, self.blob_store, (insert_verdict_rows,))
         self._audit = SqliteAuditRepository(self.database, database_path.with_name(database_path.name + ".audit-head"))
         self._failover = SqliteFailoverRepository(self.database)
+        self._webmail = SqliteWebmailRepository(self.database, self.blob_store)
+        self._webmail_auth = SqliteWebmailAuthRepository(self.database)
+        self._outbound = SqliteOutboundRepository(self.database)
         self._verdicts = SqliteVerdictRepository(self.database)
         self._filter_memory = SqliteFilterMemoryRepository(self.database)
         self._quarantine = SqliteQuarantineRepository(self.database, self.blob_store)
@@ -63,6 +72,18 @@ class SqliteStore:
     @property
     def failover(self) -> SqliteFailoverRepository:
         return self._failover
+
+    @property
+    def webmail(self) -> SqliteWebmailRepository:
+        return self._webmail
+
+    @property
+    def webmail_auth(self) -> SqliteWebmailAuthRepository:
+        return self._webmail_auth
+
+    @property
+    def outbound(self) -> SqliteOutboundRepository:
+        return self._outbound
 
     @property
     def verdicts(self) -> SqliteVerdictRepository:

@@ -1,0 +1,100 @@
+"""Keeps the webmail's header summaries and full-text index up to date with delivered mail.
+
+Ingest only stores bodies and rows; this service parses each newly delivered mailbox
+row (in a worker thread), stores its header summary and adds it to the SQLite FTS5
+index. It runs in the background and is also asked to catch up right before a list
+or a search, so a user sees a message the moment it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from continuity.core.mime_view import summarize
+from continuity.core.webmail_models import IndexedSummary, PendingIndex
+from continuity.errors import ContinuityError
+from continuity.store.protocol import BlobRepository
+from continuity.store.webmail_protocol import WebmailRepository
+
+log = logging.getLogger("continuity.webmail.index")
+
+_BATCH = 200
+_IDLE_POLL = 2.0
+# Rows a request indexes itself before answering; a larger backlog is left to the background.
+_REQUEST_BUDGET = 1000
+
+
+def _summary(pending: PendingIndex, content: bytes | None) -> IndexedSummary:
+    if content is None:
+        return IndexedSummary(pending.queue_id, "", "", "", "", "", pending.received_at, pending.size, False, "", "")
+    summary = summarize(content)
+    addresses = " ".join
+    return IndexedSummary(
+        queue_id=pending.queue_id,
+        from_name=summary.sender.name[:200],
+        from_address=summary.sender.address[:320],
+        to_addresses=addresses(str(a) for a in summary.to)[:2000],
+        cc_addresses=addresses(str(a) for a in summary.cc)[:2000],
+        subject=summary.subject[:998],
+        sent_at=summary.sent_at if summary.sent_at is not None else pending.received_at,
+        size=pending.size,
+        has_attachments=summary.has_attachments,
+        preview=summary.preview,
+        body_text=summary.body_text,
+    )
+
+
+class WebmailIndexer:
+    """Indexes delivered messages for listing and search."""
+
+    def __init__(self, webmail: WebmailRepository, blobs: BlobRepository) -> None:
+        self._webmail = webmail
+        self._blobs = blobs
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+
+    async def _read(self, pending: PendingIndex) -> bytes | None:
+        try:
+            return await self._blobs.read(pending.sha256)
+        except ContinuityError as exc:
+            log.warning("cannot index message %s: %s", pending.queue_id, exc)
+            return None
+
+    async def index_batch(self) -> int:
+        """Index the next batch of pending rows; returns how many."""
+        async with self._lock:
+            pending = await self._webmail.pending_index(_BATCH)
+            if not pending:
+                return 0
+            contents = [await self._read(item) for item in pending]
+            summaries = await asyncio.to_thread(
+                lambda: [_summary(item, content) for item, content in zip(pending, contents, strict=True)]
+            )
+            await self._webmail.write_index(list(zip(pending, summaries, strict=True)))
+            return len(pending)
+
+    async def catch_up(self, budget: int = _REQUEST_BUDGET) -> None:
+        """Index pending rows, up to about budget of them."""
+        done = 0
+        while done < budget and await self._webmail.index_backlog():
+            count = await self.index_batch()
+            if count == 0:
+                return
+            done += count
+
+    def notify(self) -> None:
+        """Something was delivered: index soon."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Index in the background until cancelled."""
+        while True:
+            try:
+                await self.catch_up(budget=1 << 62)
+            except ContinuityError as exc:
+                log.error("indexing failed, retrying: %s", exc)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _IDLE_POLL)

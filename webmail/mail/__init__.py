@@ -1,0 +1,1 @@
+"""The webmail for affected users: sign-in, folders, message view, compose, settings."""

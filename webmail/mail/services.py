@@ -1,0 +1,108 @@
+"""What the webmail's handlers use: the store, the settings, the indexer, the outbound queue, banners."""
+
+from __future__ import annotations
+
+import email.utils
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from continuity.config.settings import Settings
+from continuity.core.failover import FailoverState
+from continuity.services.outbound import OutboundService
+from continuity.services.webmail_index import WebmailIndexer
+from continuity.store.protocol import Store
+from webmail.security.sessions import SessionManager
+
+
+class FindingLike(Protocol):
+    """A filter finding as the banner shows it."""
+
+    @property
+    def message(self) -> str: ...
+
+
+class VerdictLike(Protocol):
+    """A stored filter verdict as the banner shows it (continuity.core.filter_records.StoredVerdict)."""
+
+    @property
+    def verdict(self) -> str: ...
+
+    @property
+    def findings(self) -> Sequence[FindingLike]: ...
+
+
+class VerdictReader(Protocol):
+    """Where the filter pipeline's verdicts are read (``store.verdicts``)."""
+
+    async def get(self, queue_id: str) -> VerdictLike | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityBanner:
+    """What the filter pipeline found in a message, for the message view."""
+
+    level: str  # "warning" or "danger"
+    title: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverBanner:
+    """Shown on every page while the standby serves mail."""
+
+    text: str
+
+
+_SERVING = {
+    FailoverState.FAILING_OVER: "is taking over",
+    FailoverState.FAILED_OVER: "is served by the continuity service",
+    FailoverState.COMPROMISED: "is served by the continuity service",
+    FailoverState.RESTORING: "is served by the continuity service while it is copied back",
+    FailoverState.FAILING_BACK: "is being switched back to the main mail server",
+}
+
+
+@dataclass
+class WebmailServices:
+    """Shared by every webmail handler."""
+
+    settings: Settings
+    store: Store
+    sessions: SessionManager
+    indexer: WebmailIndexer
+    outbound: OutboundService
+    verdicts: VerdictReader | None = None
+    # Signs the URLs of inline images (see webmail.mail.message_routes.inline_token); new per process.
+    inline_secret: bytes = field(default_factory=lambda: os.urandom(32))
+
+    async def failover_banner(self) -> FailoverBanner | None:
+        """The banner sentence while the appliance is failed over, else None."""
+        record = await self.store.failover.load()
+        phrase = _SERVING.get(record.state)
+        if phrase is None:
+            return None
+        since = datetime.fromtimestamp(record.since, tz=UTC).strftime("%H:%M UTC on %d %b") if record.since else "now"
+        reason = record.reason.rstrip(".") or "the main mail server is unavailable"
+        if record.state is FailoverState.COMPROMISED:
+            reason = "the main mail server is being cleaned up after a security incident"
+        return FailoverBanner(f"Your mail {phrase} since {since} because {reason}.")
+
+    async def security_banner(self, queue_id: str) -> SecurityBanner | None:
+        """What the filter found in a message, when it found anything."""
+        if self.verdicts is None:
+            return None
+        stored = await self.verdicts.get(queue_id)
+        if stored is None or not stored.findings:
+            return None
+        verdict = str(stored.verdict)
+        danger = verdict in ("quarantine", "reject", "tempfail")
+        lines = tuple(dict.fromkeys(finding.message for finding in stored.findings))
+        title = "This message looks dangerous" if danger else "Be careful with this message"
+        return SecurityBanner("danger" if danger else "warning", title, lines)
+
+    def own_address(self, mailbox: str, display_name: str) -> str:
+        """The From value of mail the user writes."""
+        return email.utils.formataddr((display_name, mailbox))

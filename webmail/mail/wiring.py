@@ -1,0 +1,70 @@
+"""Building the webmail's services from the settings and the store, and their background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from continuity.adapters.dkim_signer import DkimSigner
+from continuity.adapters.smtp_client import SmtpDelivery
+from continuity.config.settings import Settings
+from continuity.errors import ContinuityError
+from continuity.services.outbound import OutboundFilter, OutboundService
+from continuity.services.webmail_index import WebmailIndexer
+from continuity.store.protocol import Store
+from webmail.mail.services import VerdictReader, WebmailServices
+from webmail.security.sessions import SessionManager
+
+log = logging.getLogger("continuity.webmail")
+
+_SWEEP_INTERVAL = 300.0
+
+
+def build_webmail_services(
+    settings: Settings,
+    store: Store,
+    *,
+    outbound_filter: OutboundFilter | None = None,
+    verdicts: VerdictReader | None = None,
+) -> WebmailServices:
+    """The webmail's services; outbound_filter and verdicts come from the filter pipeline when it runs."""
+    outbound = OutboundService(
+        outbound=store.outbound,
+        webmail=store.webmail,
+        blobs=store.blobs,
+        deliverer=SmtpDelivery(settings.outbound, settings.smtp.hostname),
+        signer=DkimSigner(settings.dkim),
+        hostname=settings.smtp.hostname,
+        message_filter=outbound_filter,
+    )
+    return WebmailServices(
+        settings=settings,
+        store=store,
+        sessions=SessionManager(store.webmail_auth, settings.webmail),
+        indexer=WebmailIndexer(store.webmail, store.blobs),
+        outbound=outbound,
+        verdicts=verdicts,
+    )
+
+
+async def _sweep(services: WebmailServices) -> None:
+    window = services.settings.webmail.throttle_minutes * 60.0
+    while True:
+        await asyncio.sleep(_SWEEP_INTERVAL)
+        try:
+            await services.sessions.sweep()
+            await services.store.webmail_auth.prune_failures(time.time() - window)
+        except ContinuityError as exc:
+            log.warning("webmail session sweep failed: %s", exc)
+
+
+def webmail_tasks(services: WebmailServices) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+    """Background work: the search indexer, the outbound queue, expired sessions."""
+    return [
+        ("webmail-index", services.indexer.run()),
+        ("outbound-queue", services.outbound.run()),
+        ("webmail-sweep", _sweep(services)),
+    ]

@@ -1,0 +1,1 @@
+"""Security of the webmail tier: sessions, CSRF, response headers, HTML sanitizing, TOTP."""
