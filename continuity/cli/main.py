@@ -10,7 +10,9 @@ from continuity import __version__
 from continuity.cli.audit_cmd import audit_group
 from continuity.cli.config_cmd import config_group
 from continuity.cli.context import CliContext
+from continuity.cli.filter_cmd import filter_group
 from continuity.cli.mailbox_cmd import mailbox_group
+from continuity.cli.quarantine_cmd import quarantine_group
 from continuity.cli.queue_cmd import queue_group
 from continuity.cli.serve_cmd import serve_command
 
@@ -35,6 +37,8 @@ cli.add_command(config_group)
 cli.add_command(mailbox_group)
 cli.add_command(queue_group)
 cli.add_command(audit_group)
+cli.add_command(quarantine_group)
+cli.add_command(filter_group)
 
 
 def main() -> None:
