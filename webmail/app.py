@@ -18,6 +18,7 @@ from continuity import __version__
 from webmail.api import admin_router
 from webmail.context import WebContext
 from webmail.mail.router import webmail_routers
+from webmail.metrics import metrics_route
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ def create_app(context: WebContext) -> Litestar:
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", description="[admin] token")}
         ),
     )
-    handlers: list[ControllerRouterHandler] = [healthz, admin_router(context)]
+    handlers: list[ControllerRouterHandler] = [healthz, admin_router(context), metrics_route(context)]
     if context.webmail is not None:
         handlers += webmail_routers(context.webmail)
     return Litestar(

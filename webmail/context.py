@@ -9,6 +9,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
 
 from continuity.config.settings import Settings
+from continuity.services.failover_wiring import FailoverServices
 from continuity.store.protocol import Store
 from webmail.mail.services import WebmailServices
 
@@ -24,6 +25,8 @@ class WebContext:
 
     settings: Settings
     store: Store
+    # The failover services of the running appliance (issue 4); None in tools that only read.
+    failover: FailoverServices | None = None
     # The webmail's services (webmail.mail.services.WebmailServices); None serves no webmail.
     webmail: WebmailServices | None = None
 

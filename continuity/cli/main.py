@@ -10,6 +10,7 @@ from continuity import __version__
 from continuity.cli.audit_cmd import audit_group
 from continuity.cli.config_cmd import config_group
 from continuity.cli.context import CliContext
+from continuity.cli.failover_cmd import FAILOVER_COMMANDS
 from continuity.cli.filter_cmd import filter_group
 from continuity.cli.mailbox_cmd import mailbox_group
 from continuity.cli.quarantine_cmd import quarantine_group
@@ -37,6 +38,8 @@ cli.add_command(config_group)
 cli.add_command(mailbox_group)
 cli.add_command(queue_group)
 cli.add_command(audit_group)
+for _command in FAILOVER_COMMANDS:
+    cli.add_command(_command)
 cli.add_command(quarantine_group)
 cli.add_command(filter_group)
 

@@ -231,6 +231,9 @@ def apply(
     elif event is FailoverEvent.SWITCH_FAILED:
         last_error = reason
     new_state = (record.paused_from or FailoverState.NORMAL) if isinstance(target, _Previous) else target
+    if new_state is not record.state:
+        # A switch error belongs to the state that tried the switch.
+        last_error = ""
     automatic = record.automatic
     if new_state is FailoverState.FAILING_OVER and record.state is not FailoverState.FAILING_OVER:
         automatic = event is FailoverEvent.HEALTH_DOWN

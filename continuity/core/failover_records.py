@@ -41,3 +41,14 @@ class OperatorCommand:
     note: str
     status: CommandStatus = CommandStatus.PENDING
     result: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayItem:
+    """A message waiting to be relayed to the primary (gateway mode), with its pending recipients."""
+
+    queue_id: str
+    sender: str
+    recipients: tuple[str, ...]
+    sha256: str
+    trace_header: bytes

@@ -22,6 +22,7 @@ from continuity.core.content_checks import ContentLimits
 from continuity.core.models import IncomingMessage
 from continuity.services.data_dir_lock import DataDirLock
 from continuity.services.directory import DirectoryCache
+from continuity.services.failover_wiring import FailoverServices, build_failover, start_tasks
 from continuity.services.filter_setup import FilterService
 from continuity.services.ingest import IngestService
 from continuity.store.factory import open_store
@@ -50,6 +51,8 @@ class Running:
     smtp_address: HostPort
     web_address: HostPort
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Failover (issue 4): controller, monitor, gateway relay, metrics.
+    failover: FailoverServices | None = None
     webmail: WebmailServices | None = None
     # The security filter pipeline (issue 6); None when [filters] enabled = false.
     filters: FilterService | None = None
@@ -76,6 +79,9 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     committer: GroupCommitter[IncomingMessage] = GroupCommitter(
         store.messages.commit, settings.storage.group_commit_max
     )
+    # --- failover (issue 4): state loaded before ingest, whose gateway routing follows it ---
+    failover = build_failover(settings, store, drain=committer.drain)
+    await failover.controller.load()
     limits = ContentLimits(settings.smtp.max_header_size, settings.smtp.max_mime_depth)
     # --- filters (issue 6): the one pipeline for ingest, outbound (running.filters.pipeline) and replay ---
     filters = FilterService(settings, store.filter_memory, store.mailboxes) if settings.filters.enabled else None
@@ -88,6 +94,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         messages=store.messages,
         content_limits=limits,
         hostname=settings.smtp.hostname,
+        route=failover.gate.initial_state,
         pipeline=filters.pipeline if filters is not None else None,
     )
     limiter = ClientLimiter(
@@ -103,7 +110,8 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     smtp = SmtpListener(settings.smtp, ingest, limiter, limits, tls)
     smtp_bound = await smtp.start()
     web = WebListener(
-        create_app(WebContext(settings=settings, store=store, webmail=webmail)), settings.web.listen_address
+        create_app(WebContext(settings=settings, store=store, failover=failover, webmail=webmail)),
+        settings.web.listen_address,
     )
     try:
         web_bound = await web.start()
@@ -112,6 +120,16 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         raise OSError(f"cannot listen for HTTP on {settings.web.listen}: {exc}") from None
     running = Running(store, smtp, web, directory, committer, lock, HostPort(*smtp_bound), HostPort(*web_bound))
     running.tasks.append(asyncio.create_task(_sweep(limiter), name="limit-sweep"))
+    # --- failover (issue 4) ---
+    running.failover = failover
+    running.tasks += start_tasks(failover)
+    log.info(
+        "failover: state %s since %s, mode %s, monitor %s",
+        failover.controller.record.state.value,
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(failover.controller.record.since)),
+        settings.failover.mode.value,
+        "probing " + settings.primary.host if failover.probes is not None else "not probing (no primary)",
+    )
     # --- webmail (issue 5) ---
     if webmail is not None:
         running.webmail = webmail
@@ -146,6 +164,8 @@ async def stop(running: Running, grace: float) -> None:
     for task in running.tasks:
         task.cancel()
     await asyncio.gather(*running.tasks, return_exceptions=True)
+    if running.failover is not None:
+        await running.failover.close()
     await running.directory.stop()
     await running.committer.drain()
     if running.filters is not None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from continuity.core.failover import FailoverEvent, FailoverRecord, FailoverState
-from continuity.core.failover_records import CommandStatus, OperatorCommand, TransitionEntry
+from continuity.core.failover_records import CommandStatus, OperatorCommand, RelayItem, TransitionEntry
 from continuity.core.probes import ProbeResult
 
 
@@ -53,4 +53,21 @@ class FailoverRepository(Protocol):
 
     async def latest_probes(self) -> list[ProbeResult]:
         """The latest result of each probe, by name."""
+        ...
+
+    async def relay_batch(self, limit: int, skip: Sequence[str] = ()) -> list[RelayItem]:
+        """Gateway mode: the oldest messages waiting to be relayed, except the queue ids in skip."""
+        ...
+
+    async def finish_relay(self, queue_id: str, delivered: Sequence[str], failed: Sequence[str]) -> None:
+        """Record which recipients the primary took and which it refused for good.
+
+        The message becomes relayed once every recipient is delivered, held (for an operator)
+        when none is pending and some failed, and stays waiting while some are deferred. Only a
+        message still waiting to be relayed changes.
+        """
+        ...
+
+    async def requeue_relay(self) -> int:
+        """Turn every message still waiting to be relayed into one queued for replay; returns how many."""
         ...

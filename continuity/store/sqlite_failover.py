@@ -13,7 +13,8 @@ import time
 from collections.abc import Sequence
 
 from continuity.core.failover import FailoverEvent, FailoverRecord, FailoverState, Routing
-from continuity.core.failover_records import CommandStatus, OperatorCommand, TransitionEntry
+from continuity.core.failover_records import CommandStatus, OperatorCommand, RelayItem, TransitionEntry
+from continuity.core.models import MessageState, RecipientState
 from continuity.core.probes import ProbeResult
 from continuity.errors import StorageError
 from continuity.store.sqlite_db import SqliteDatabase
@@ -226,3 +227,60 @@ class SqliteFailoverRepository:
             return [ProbeResult.from_evidence(json.loads(str(row[0]))) for row in rows]
 
         return await self._db.read(work)
+
+    async def relay_batch(self, limit: int, skip: Sequence[str] = ()) -> list[RelayItem]:
+        excluded = list(skip)
+        placeholders = ", ".join("?" for _ in excluded)
+        condition = f" AND queue_id NOT IN ({placeholders})" if excluded else ""
+
+        def work(connection: sqlite3.Connection) -> list[RelayItem]:
+            rows = connection.execute(
+                "SELECT queue_id, sender, sha256, trace_header FROM messages WHERE state = ?"
+                + condition
+                + " ORDER BY received_at, queue_id LIMIT ?",
+                (MessageState.RELAY.value, *excluded, limit),
+            ).fetchall()
+            items = []
+            for queue_id, sender, sha256, trace in rows:
+                recipients = connection.execute(
+                    "SELECT address FROM message_recipients WHERE queue_id = ? AND state = ? ORDER BY position",
+                    (queue_id, RecipientState.PENDING.value),
+                )
+                items.append(
+                    RelayItem(
+                        str(queue_id), str(sender), tuple(str(r[0]) for r in recipients), str(sha256), bytes(trace)
+                    )
+                )
+            return items
+
+        return await self._db.read(work)
+
+    async def finish_relay(self, queue_id: str, delivered: Sequence[str], failed: Sequence[str]) -> None:
+        def work(connection: sqlite3.Connection) -> None:
+            row = connection.execute("SELECT state FROM messages WHERE queue_id = ?", (queue_id,)).fetchone()
+            if row is None or row[0] != MessageState.RELAY.value:
+                return
+            for addresses, state in ((delivered, RecipientState.DELIVERED), (failed, RecipientState.FAILED)):
+                connection.executemany(
+                    "UPDATE message_recipients SET state = ? WHERE queue_id = ? AND address = ?",
+                    [(state.value, queue_id, address) for address in addresses],
+                )
+            states = {
+                str(r[0])
+                for r in connection.execute("SELECT state FROM message_recipients WHERE queue_id = ?", (queue_id,))
+            }
+            if RecipientState.PENDING.value in states:
+                return
+            final = MessageState.HELD if RecipientState.FAILED.value in states else MessageState.RELAYED
+            connection.execute("UPDATE messages SET state = ? WHERE queue_id = ?", (final.value, queue_id))
+
+        await self._db.write(work)
+
+    async def requeue_relay(self) -> int:
+        def work(connection: sqlite3.Connection) -> int:
+            cursor = connection.execute(
+                "UPDATE messages SET state = ? WHERE state = ?", (MessageState.QUEUED.value, MessageState.RELAY.value)
+            )
+            return int(cursor.rowcount)
+
+        return await self._db.write(work)

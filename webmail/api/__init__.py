@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Router
 
 from webmail.api.auth import admin_guard
+from webmail.api.failover import FailoverController
 from webmail.api.quarantine import QuarantineController
 from webmail.api.queue import QueueController
 from webmail.context import WebContext
@@ -14,7 +15,7 @@ def admin_router(context: WebContext) -> Router:
     """Every admin endpoint, behind the admin token guard."""
     return Router(
         path="/api/v1",
-        route_handlers=[QueueController, QuarantineController],
+        route_handlers=[FailoverController, QueueController, QuarantineController],
         guards=[admin_guard],
         dependencies=context.dependencies(),
         tags=["admin"],

@@ -1,0 +1,293 @@
+"""RFC 2136 updates of the protected domains' MX records, signed with TSIG (dnspython), and their verification.
+
+A switch replaces the MX RRset of each domain with the other side's, guarded by a
+prerequisite that the current RRset is exactly the side we switch away from (RFC 2136
+section 2.4.2): if someone changed the records, the server refuses with NXRRSET and
+nothing changes. A switch to where the records already point is a success without an
+update (so a retry after a crash is safe). Each update is retried with backoff; then
+every authoritative server of the zone (its NS records) is queried until all serve the
+new RRset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdataset
+import dns.rdatatype
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
+
+from continuity.config.dns import DnsSettings
+from continuity.errors import ConfigError
+
+log = logging.getLogger("continuity.dns")
+
+_KEY_FILE = re.compile(
+    r'key\s+"?(?P<name>[^"\s{]+)"?\s*\{[^}]*?algorithm\s+"?(?P<algorithm>[\w-]+)"?\s*;[^}]*?secret\s+"(?P<secret>[^"]+)"',
+    re.S,
+)
+
+
+class DnsUpdateError(Exception):
+    """An update or a verification failed; the message says which domain, what and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class TsigCredentials:
+    """A TSIG key ready for dnspython."""
+
+    name: str
+    algorithm: str
+    secret: str
+
+    @classmethod
+    def from_settings(cls, settings: DnsSettings) -> TsigCredentials:
+        """From [dns] tsig_key_file, or tsig_key_name + tsig_secret; ConfigError when neither is usable."""
+        if settings.tsig_key_file is not None:
+            return cls.from_key_file(settings.tsig_key_file)
+        if not settings.tsig_key_name or settings.tsig_secret is None:
+            raise ConfigError("dns: set tsig_key_file, or tsig_key_name and tsig_secret, to sign updates.")
+        return cls(settings.tsig_key_name, settings.tsig_algorithm.value, settings.tsig_secret.get_secret_value())
+
+    @classmethod
+    def from_key_file(cls, path: Path) -> TsigCredentials:
+        """Read a BIND key file as written by tsig-keygen."""
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"dns.tsig_key_file: cannot read {path}: {exc.strerror}.") from exc
+        match = _KEY_FILE.search(text)
+        if match is None:
+            raise ConfigError(f'dns.tsig_key_file: {path} is not a BIND key file (key "name" {{ ... }};).')
+        return cls(match["name"], match["algorithm"], match["secret"])
+
+    def keyring(self) -> dict[dns.name.Name, dns.tsig.Key]:
+        """The keyring dnspython signs with."""
+        name = dns.name.from_text(self.name)
+        return {name: dns.tsig.Key(name, self.secret, self.algorithm)}
+
+
+def mx_rdataset(records: Sequence[str], ttl: int) -> dns.rdataset.Rdataset:
+    """An MX rdataset from texts such as '10 mail.example.com.'."""
+    rdatas = [dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.MX, text) for text in records]
+    return dns.rdataset.from_rdata_list(ttl, rdatas)
+
+
+def _canonical(records: Sequence[str]) -> frozenset[str]:
+    return frozenset(str(dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.MX, text)).lower() for text in records)
+
+
+@dataclass(frozen=True, slots=True)
+class DomainSwitch:
+    """What happened to one domain's MX."""
+
+    domain: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    updated: bool
+    verified_servers: tuple[str, ...] = field(default=())
+
+    def evidence(self) -> dict[str, object]:
+        """For the audit log."""
+        return {
+            "domain": self.domain,
+            "before": list(self.before),
+            "after": list(self.after),
+            "updated": self.updated,
+            "verified_on": list(self.verified_servers),
+        }
+
+
+class MxUpdater:
+    """Replaces and verifies MX RRsets through one update server."""
+
+    def __init__(self, settings: DnsSettings, credentials: TsigCredentials) -> None:
+        self._settings = settings
+        self._credentials = credentials
+        self._server, self._port = settings.server_address
+
+    def zone_of(self, domain: str) -> dns.name.Name:
+        """The zone a domain's MX lives in (the domain itself unless [dns] zones says otherwise)."""
+        return dns.name.from_text(self._settings.zones.get(domain, domain))
+
+    async def query(self, name: str, rdtype: str, where: str, port: int) -> dns.message.Message:
+        """A non-recursive query to one server (TCP when the UDP answer is truncated)."""
+        request = dns.message.make_query(name, rdtype)
+        request.flags &= ~dns.flags.RD
+        timeout = self._settings.query_timeout
+        try:
+            response = await dns.asyncquery.udp(request, where, timeout=timeout, port=port)
+            if response.flags & dns.flags.TC:
+                response = await dns.asyncquery.tcp(request, where, timeout=timeout, port=port)
+        except (dns.exception.DNSException, OSError) as exc:
+            raise DnsUpdateError(f"no answer from {where}:{port} for {name} {rdtype}: {_describe(exc)}") from exc
+        return response
+
+    async def current_mx(self, domain: str, where: str | None = None, port: int | None = None) -> tuple[str, ...]:
+        """The MX RRset as one server serves it (the update server by default), sorted."""
+        response = await self.query(domain, "MX", where or self._server, port or self._port)
+        rcode = response.rcode()
+        if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            raise DnsUpdateError(f"{where or self._server} answers {dns.rcode.to_text(rcode)} for {domain} MX")
+        return tuple(sorted(str(rdata).lower() for rrset in response.answer for rdata in rrset))
+
+    async def mx_ttl(self, domain: str, where: str, port: int) -> int | None:
+        """The TTL of the MX RRset on one server, or None when there is none."""
+        response = await self.query(domain, "MX", where, port)
+        return next((rrset.ttl for rrset in response.answer if rrset.rdtype == dns.rdatatype.MX), None)
+
+    async def _send(self, update: dns.update.UpdateMessage) -> dns.rcode.Rcode:
+        try:
+            response = await dns.asyncquery.tcp(
+                update, self._server, timeout=self._settings.query_timeout, port=self._port
+            )
+        except dns.tsig.PeerError as exc:
+            raise DnsUpdateError(
+                f"the server refused our TSIG key '{self._credentials.name}': {_describe(exc)}"
+            ) from exc
+        except (dns.exception.DNSException, OSError) as exc:
+            raise DnsUpdateError(f"update to {self._server}:{self._port} failed: {_describe(exc)}") from exc
+        return response.rcode()
+
+    def _new_update(self, zone: dns.name.Name) -> dns.update.UpdateMessage:
+        credentials = self._credentials
+        return dns.update.UpdateMessage(
+            zone,
+            keyring=credentials.keyring(),
+            keyname=dns.name.from_text(credentials.name),
+            keyalgorithm=credentials.algorithm,
+        )
+
+    async def replace_mx(self, domain: str, expected: Sequence[str], target: Sequence[str]) -> DomainSwitch:
+        """Replace domain's MX RRset expected -> target, guarded by the server-side prerequisite.
+
+        When the prerequisite fails, the records are read: already target is a success
+        without change (a repeated switch), anything else is an error and nothing changed.
+        Transport failures are retried with backoff; refusals are not.
+        """
+        settings = self._settings
+        owner = dns.name.from_text(domain)
+        delay = 1.0
+        last = ""
+        for attempt in range(1, settings.attempts + 1):
+            update = self._new_update(self.zone_of(domain))
+            # Value-dependent prerequisite (RFC 2136 2.4.2, TTL 0): the RRset is exactly `expected`.
+            update.present(owner, mx_rdataset(expected, 0))
+            update.replace(owner, mx_rdataset(target, settings.ttl))
+            try:
+                before = await self.current_mx(domain)
+                rcode = await self._send(update)
+            except DnsUpdateError as exc:
+                if "TSIG" in str(exc):
+                    raise
+                last = str(exc)
+            else:
+                if rcode == dns.rcode.NOERROR:
+                    return DomainSwitch(domain, before, await self.current_mx(domain), updated=True)
+                if rcode in (dns.rcode.NXRRSET, dns.rcode.YXRRSET, dns.rcode.NXDOMAIN):
+                    current = await self.current_mx(domain)
+                    if _canonical(current) == _canonical(target):
+                        return DomainSwitch(domain, current, current, updated=False)
+                    raise DnsUpdateError(
+                        f"the prerequisite failed ({dns.rcode.to_text(rcode)}): {domain} MX is {_show(current)}, "
+                        f"not the expected {_show(expected)}; someone changed it and nothing was updated"
+                    )
+                if rcode in (dns.rcode.NOTAUTH, dns.rcode.REFUSED, dns.rcode.NOTZONE, dns.rcode.FORMERR):
+                    raise DnsUpdateError(
+                        f"{self._server}:{self._port} refused the update of {domain} ({dns.rcode.to_text(rcode)}); "
+                        "check the TSIG key and the zone's allow-update"
+                    )
+                last = f"the server answered {dns.rcode.to_text(rcode)}"
+            log.warning("MX update of %s, attempt %d of %d: %s", domain, attempt, settings.attempts, last)
+            if attempt < settings.attempts:
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise DnsUpdateError(f"could not update {domain} MX after {settings.attempts} attempts: {last}")
+
+    async def authoritative_servers(self, domain: str) -> list[str]:
+        """Addresses of every name server of domain's zone, as the update server lists them."""
+        zone = self.zone_of(domain).to_text()
+        response = await self.query(zone, "NS", self._server, self._port)
+        names = sorted({str(rdata.target) for rrset in response.answer for rdata in rrset})
+        if not names:
+            raise DnsUpdateError(f"{self._server} lists no NS records for zone {zone}")
+        addresses: list[str] = []
+        for name in names:
+            found: list[str] = []
+            for rdtype in ("A", "AAAA"):
+                answer = await self.query(name, rdtype, self._server, self._port)
+                found += [
+                    str(rdata) for rrset in answer.answer if rrset.rdtype != dns.rdatatype.CNAME for rdata in rrset
+                ]
+            if not found:
+                raise DnsUpdateError(f"name server {name} of zone {zone} has no address on {self._server}")
+            addresses += found
+        return sorted(set(addresses))
+
+    async def verify(self, domain: str, target: Sequence[str]) -> tuple[str, ...]:
+        """Wait until every authoritative server serves target for domain; returns the servers checked."""
+        servers = await self.authoritative_servers(domain)
+        port = self._settings.verify_port
+        deadline = time.monotonic() + self._settings.verify_timeout
+        wanted = _canonical(target)
+        pending = list(servers)
+        last: dict[str, str] = {}
+        while pending:
+            for server in list(pending):
+                try:
+                    served = await self.current_mx(domain, server, port)
+                except DnsUpdateError as exc:
+                    last[server] = str(exc)
+                    continue
+                if _canonical(served) == wanted:
+                    pending.remove(server)
+                else:
+                    last[server] = f"serves {_show(served)}"
+            if not pending:
+                break
+            if time.monotonic() >= deadline:
+                detail = "; ".join(f"{server}: {last.get(server, 'no answer')}" for server in pending)
+                raise DnsUpdateError(
+                    f"{domain} MX was updated but {len(pending)} of {len(servers)} authoritative servers do not "
+                    f"serve it after {self._settings.verify_timeout:g}s ({detail})"
+                )
+            await asyncio.sleep(0.5)
+        return tuple(f"{server}:{port}" for server in servers)
+
+    async def test_key(self, domain: str) -> None:
+        """Prove the key may update the zone: add and remove a TXT record under _continuity-check."""
+        zone = self.zone_of(domain)
+        owner = dns.name.from_text("_continuity-check", zone)
+        add = self._new_update(zone)
+        add.replace(owner, 60, "TXT", f'"dns check {int(time.time())}"')
+        remove = self._new_update(zone)
+        remove.delete(owner, "TXT")
+        for update, what in ((add, "add"), (remove, "remove")):
+            rcode = await self._send(update)
+            if rcode != dns.rcode.NOERROR:
+                raise DnsUpdateError(f"a test update ({what} TXT {owner}) was refused with {dns.rcode.to_text(rcode)}")
+
+
+def _show(records: Sequence[str]) -> str:
+    return "[" + ", ".join(sorted(records)) + "]" if records else "[nothing]"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

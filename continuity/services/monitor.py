@@ -1,0 +1,108 @@
+"""The monitor loop: probe the primary, weigh the results, decide, act; one sentence per cycle.
+
+Between cycles it picks up operator commands (given through the CLI or the admin API,
+stored in the database) every ``[failover] command_poll`` seconds. Time comes from an
+injected clock, so the whole loop runs under a simulated clock in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from continuity.core.health import HealthPolicy, HealthTracker
+from continuity.core.monitor_decision import decide
+from continuity.core.probes import ProbeResult
+from continuity.errors import ContinuityError
+from continuity.services.failover_control import FailoverController
+from continuity.services.metrics import FailoverMetrics
+from continuity.services.probe_runner import ProbeRunner
+from continuity.store.protocol import Store
+
+log = logging.getLogger("continuity.monitor")
+
+
+class Monitor:
+    """Runs the cycles and the command polling."""
+
+    def __init__(
+        self,
+        store: Store,
+        controller: FailoverController,
+        probes: ProbeRunner | None,
+        policy: HealthPolicy,
+        *,
+        interval: float,
+        command_poll: float,
+        metrics: FailoverMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._controller = controller
+        self._probes = probes
+        self.tracker = HealthTracker(policy)
+        self._interval = interval
+        self._command_poll = command_poll
+        self._metrics = metrics
+        self._clock = clock
+        self.cycles = 0
+        self.last_results: list[ProbeResult] = []
+
+    async def cycle(self) -> str:
+        """One monitor cycle; returns (and logs) the decision sentence."""
+        if self._probes is None:
+            sentence = await self._controller.reconcile()
+            return sentence
+        results = await self._probes.run()
+        now = self._clock()
+        self.cycles += 1
+        self.last_results = results
+        await self._store.failover.record_probes(results)
+        if self._metrics is not None:
+            self._metrics.observe(results)
+            self._metrics.queue_depth.set(await self._store.messages.count())
+        assessment = self.tracker.observe(results, now)
+        decision = decide(self._controller.record, assessment)
+        sentence = decision.sentence
+        if decision.event is not None:
+            step = await self._controller.fire(
+                decision.event,
+                actor="monitor",
+                reason=sentence,
+                evidence={
+                    "probes": [result.evidence() for result in results],
+                    "verdict": assessment.verdict.value,
+                    "failed_cycles": assessment.failed_streak,
+                    "failing_for_s": round(assessment.failing_for, 1),
+                    "healthy_cycles": assessment.healthy_streak,
+                    "healthy_for_s": round(assessment.healthy_for, 1),
+                },
+            )
+            sentence += f" -> {step.record.state.value}"
+        else:
+            extra = await self._controller.reconcile()
+            if extra:
+                sentence += f"; {extra}"
+        for result in results:
+            for warning in result.warnings:
+                log.warning("probe %s: %s", result.name, warning)
+        log.info("monitor: %s", sentence)
+        return sentence
+
+    async def run(self) -> None:
+        """Cycle every interval and poll for commands in between, until cancelled."""
+        loop = asyncio.get_running_loop()
+        next_cycle = loop.time()
+        while True:
+            try:
+                await self._controller.process_commands()
+                if loop.time() >= next_cycle:
+                    next_cycle = max(next_cycle + self._interval, loop.time())
+                    await self.cycle()
+            except ContinuityError as exc:
+                log.error("monitor cycle failed: %s", exc)
+            except Exception:
+                log.exception("monitor cycle failed unexpectedly")
+            await asyncio.sleep(max(0.0, min(self._command_poll, next_cycle - loop.time())))
