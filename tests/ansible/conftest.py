@@ -31,6 +31,7 @@ class Deployed:
     deployment: Deployment
     first: PlaybookRun
     second: PlaybookRun
+    wheel: Path
     ca: trustme.CA
     tsig_key: str
     smtp_host: str
@@ -92,7 +93,7 @@ def deployed() -> Iterator[Deployed]:
         first = deployment.run()
         assert first.returncode == 0, first.output
         second = deployment.run()
-        yield Deployed(deployment, first, second, ca, tsig_key, smtp_host, web_port)
+        yield Deployed(deployment, first, second, wheel, ca, tsig_key, smtp_host, web_port)
     finally:
         deployment.remove_user()
         shutil.rmtree(root, ignore_errors=True)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import grp
 import json
 import pwd
+import shutil
 import smtplib
 import ssl
 import stat
 import subprocess
 import time
 import tomllib
+import zipfile
 from pathlib import Path
 
 from tests.ansible.conftest import MAILBOXES_CSV, Deployed
@@ -31,6 +33,9 @@ def test_first_run_changes_the_host_and_the_second_run_changes_nothing(deployed:
     assert deployed.second.recap["changed"] == 0, f"changed on the second run: {deployed.second.changed_tasks()}"
     assert "Import the mailboxes as the service user" in deployed.first.changed_tasks()
     assert "Import the mailboxes as the service user" not in deployed.second.changed_tasks()
+    checked = deployed.deployment.run("--check", "--diff")
+    assert checked.returncode == 0, checked.output
+    assert checked.recap["changed"] == 0, f"changed in check mode: {checked.changed_tasks()}"
 
 
 def test_files_belong_to_root_and_are_readable_only_by_the_service_group(deployed: Deployed) -> None:
@@ -165,14 +170,30 @@ def test_invalid_configuration_is_refused_and_the_installed_file_is_kept(deploye
     assert deployment.config_file.read_bytes() == before
 
 
-def test_changed_variables_and_mailboxes_are_applied_and_a_failed_import_is_retried(deployed: Deployed) -> None:
+def _rebuilt_wheel(wheel: Path, directory: Path) -> Path:
+    """The same wheel (same name and version) with one more file, as a rebuild with a change."""
+    directory.mkdir()
+    rebuilt = directory / wheel.name
+    shutil.copy2(wheel, rebuilt)
+    with zipfile.ZipFile(rebuilt, "a") as archive:
+        archive.writestr("continuity/rebuilt_marker.txt", "rebuilt\n")
+    return rebuilt
+
+
+def test_changed_package_variables_and_mailboxes_are_applied_and_a_failed_import_is_retried(
+    deployed: Deployed,
+) -> None:
     deployment = deployed.deployment
     csv = deployment.root / "mailboxes-2.csv"
     csv.write_text(MAILBOXES_CSV + "carol@example.net,Carol Example,,,\n")
-    changed = deployment.run(overrides={"continuity_log_level": "debug", "continuity_mailboxes_csv": str(csv)})
+    rebuilt = _rebuilt_wheel(deployed.wheel, deployment.root / "dist-rebuilt")
+    overrides = {"continuity_log_level": "debug", "continuity_mailboxes_csv": str(csv)}
+    changed = deployment.run(overrides={**overrides, "continuity_package_file": str(rebuilt)})
     assert changed.returncode == 0, changed.output
     tasks = changed.changed_tasks()
     assert tasks == [
+        "Copy the appliance package",
+        "Reinstall the appliance from a changed package of the same version",
         "Write the configuration (validated before it is put in place)",
         "Copy the mailbox CSV file",
         "Import the mailboxes as the service user",
@@ -180,10 +201,14 @@ def test_changed_variables_and_mailboxes_are_applied_and_a_failed_import_is_retr
     assert tomllib.loads(deployment.config_file.read_text())["log_level"] == "debug"
     listed = json.loads(deployment.cli("mailbox", "list", "--json").stdout)
     assert [mailbox["address"] for mailbox in listed] == ["alice@example.com", "bob@example.com", "carol@example.net"]
+    (marker,) = (deployment.install_dir / "venv").glob("lib/python3*/site-packages/continuity/rebuilt_marker.txt")
+    assert marker.read_text() == "rebuilt\n"
 
     broken = deployment.root / "mailboxes-broken.csv"
     broken.write_text("email,fullname\ndave@example.com,Dave\n")
-    failed = deployment.run(overrides={"continuity_log_level": "debug", "continuity_mailboxes_csv": str(broken)})
+    failed = deployment.run(
+        overrides={**overrides, "continuity_package_file": str(rebuilt), "continuity_mailboxes_csv": str(broken)}
+    )
     assert failed.returncode != 0
     assert "lacks the column(s) address, name" in failed.output
     assert not (deployment.config_dir / "mailboxes.csv").exists(), "a failed import must be retried on the next run"
