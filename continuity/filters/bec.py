@@ -144,10 +144,11 @@ class BecStage:
                 continue
             imitated = index.match(address.domain)
             if imitated is not None:
+                own = imitated in {registrable(domain) for domain in identities.domains}
                 found.append(
                     Finding(
                         "bec.lookalike_domain",
-                        6.0,
+                        8.0 if own else 6.0,
                         f"the sender's address imitates {imitated}",
                         (f"{label}: {address.domain} resembles {imitated}",),
                     )

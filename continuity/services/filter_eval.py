@@ -29,6 +29,8 @@ _SUFFIXES = (".eml", ".msg", ".txt", "")
 def read_message(path: Path) -> bytes:
     """A message file with CRLF line endings, as SMTP would have carried it."""
     data = path.read_bytes()
+    if data.startswith(b"From "):
+        data = data.split(b"\n", 1)[1] if b"\n" in data else b""  # an mbox separator line, not a header
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from continuity.core.filter_records import StoredVerdict
 from continuity.core.models import QueueEntry
@@ -136,7 +136,7 @@ class QuarantineController(Controller):
         store: StoreDep,
         limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 100,
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
-        mailbox: str | None = None,
+        mailbox: FromQuery[str | None] = None,
     ) -> list[HeldItem]:
         entries = await store.quarantine.list(limit=limit, offset=offset, mailbox=mailbox)
         return [HeldItem.of(entry, await store.verdicts.get(entry.queue_id)) for entry in entries]
@@ -165,7 +165,7 @@ class QuarantineController(Controller):
     @post(
         "/{queue_id:str}/release", summary="Release a quarantined message to its recipients (audited)", status_code=200
     )
-    async def release(self, store: StoreDep, queue_id: FromPath[str], data: Decision) -> Done:
+    async def release(self, store: StoreDep, queue_id: FromPath[str], data: JSONBody[Decision]) -> Done:
         try:
             entry = await quarantine.release(store, queue_id, _actor(data), data.reason)
         except NotFoundError as exc:
@@ -175,7 +175,7 @@ class QuarantineController(Controller):
         return Done(entry.queue_id, "released", list(entry.recipients))
 
     @post("/{queue_id:str}/delete", summary="Delete a quarantined message for good (audited)", status_code=200)
-    async def delete(self, store: StoreDep, queue_id: FromPath[str], data: Decision) -> Done:
+    async def delete(self, store: StoreDep, queue_id: FromPath[str], data: JSONBody[Decision]) -> Done:
         try:
             entry = await quarantine.delete(store, queue_id, _actor(data), data.reason)
         except NotFoundError as exc:
