@@ -38,8 +38,11 @@ def registrable(host: str) -> str:
     text = normalize_host(host)
     if not text or text.replace(".", "").isdigit() or ":" in text:
         return text
-    found = _PSL.get_sld(text, strict=False)
-    return str(found) if found else text
+    found = str(_PSL.get_sld(text, strict=False) or "")
+    if "." not in found:
+        # A suffix the list does not know (e.g. .test): the last two labels.
+        found = ".".join(text.split(".")[-2:])
+    return found
 
 
 def url_host(url: str) -> str:
