@@ -178,15 +178,22 @@ def eval_command(context: CliContext, directory: Path, threshold: str, misses: b
         fail(f"{directory} has no label folders (e.g. {directory}/ham, {directory}/bec).", EXIT_USAGE)
 
     async def work() -> list[Outcome]:
+        # Memory in a scratch store; the protected organisation's names from the configured store.
         with tempfile.TemporaryDirectory(prefix="continuity-eval-") as scratch:
-            store = await open_sqlite_store(Path(scratch) / "eval.db", Path(scratch) / "blobs")
-            service = FilterService(settings, store.filter_memory, store.mailboxes)
+            async with context.store() as configured:
+                return await run_corpus(configured, Path(scratch))
+
+    async def run_corpus(configured: Store, scratch: Path) -> list[Outcome]:
+        store = await open_sqlite_store(scratch / "eval.db", scratch / "blobs")
+        try:
+            service = FilterService(settings, store.filter_memory, configured.mailboxes)
             try:
                 await service.start(background=False)
                 return await evaluate_corpus(service.pipeline, directory, flush=service.memory.flush)
             finally:
                 await service.stop()
-                await store.close()
+        finally:
+            await store.close()
 
     outcomes = run_async(work())
     wanted = Verdict(threshold)

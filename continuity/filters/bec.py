@@ -164,7 +164,7 @@ class BecStage:
                 found.append(
                     Finding(
                         "bec.display_name_impersonation",
-                        5.0,
+                        8.0 if from_domain in freemail else 5.0,
                         "uses the name of someone in your organisation but comes from outside",
                         (f"{sender.display} <{sender.address}> imitates {impersonated}",),
                     )
