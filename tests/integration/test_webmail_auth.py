@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +11,8 @@ import pyotp
 import pytest
 
 from continuity.services.app import Running
-from tests.support.webmail import PASSWORD, WebmailClient, services, webmail_appliance
+from continuity.store.sqlite import SqliteStore
+from tests.support.webmail import PASSWORD, WebmailClient, webmail_appliance
 
 
 @pytest.fixture
@@ -131,12 +133,13 @@ async def test_sessions_expire(client: WebmailClient, wm: Running) -> None:
     record = await wm.store.webmail_auth.session(token)
     assert record is not None
 
-    def age(connection: object) -> None:
-        connection.execute(  # type: ignore[attr-defined]
+    def age(connection: sqlite3.Connection) -> None:
+        connection.execute(
             "UPDATE webmail_sessions SET last_seen = ? WHERE token_hash = ?", (time.time() - 31 * 60, record.token_hash)
         )
 
-    await wm.store.database.write(age)  # type: ignore[attr-defined]
+    assert isinstance(wm.store, SqliteStore)
+    await wm.store.database.write(age)
     assert (await client.get("/mail")).headers["location"] == "/login"
     assert await wm.store.webmail_auth.session(token) is None
 
@@ -181,7 +184,6 @@ async def test_totp_second_factor(client: WebmailClient, wm: Running) -> None:
     full = client.http.cookies.get("cw_session")
     assert full and full != half and await wm.store.webmail_auth.session(half or "") is None
     assert (await client.get("/mail")).status_code == 200
-    services(wm)  # the services are reachable for other tests
 
 
 async def test_activation_link_needs_a_public_url(client: WebmailClient) -> None:
