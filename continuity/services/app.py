@@ -25,6 +25,7 @@ from continuity.services.directory import DirectoryCache
 from continuity.services.failover_wiring import FailoverServices, build_failover, start_tasks
 from continuity.services.filter_setup import FilterService
 from continuity.services.ingest import IngestService
+from continuity.services.outbound_filter import PipelineOutboundFilter
 from continuity.store.factory import open_store
 from continuity.store.group_commit import GroupCommitter
 from continuity.store.protocol import Store
@@ -106,7 +107,10 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         time.monotonic,
     )
     # --- webmail (issue 5): its services, mounted on the web listener; tasks started below ---
-    webmail = build_webmail_services(settings, store) if settings.webmail.enabled else None
+    webmail = None
+    if settings.webmail.enabled:
+        outbound_filter = PipelineOutboundFilter(filters.pipeline) if filters is not None else None
+        webmail = build_webmail_services(settings, store, outbound_filter=outbound_filter, verdicts=store.verdicts)
     smtp = SmtpListener(settings.smtp, ingest, limiter, limits, tls)
     smtp_bound = await smtp.start()
     web = WebListener(

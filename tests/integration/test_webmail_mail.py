@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from continuity.core.failover import FailoverEvent, FailoverRecord, FailoverState, Routing
+from continuity.core.filter_records import StoredVerdict
+from continuity.core.pipeline import Direction, Finding, Verdict
 from continuity.services.app import Running
 from continuity.store.sqlite import SqliteStore
 from tests.support.webmail import WebmailClient, deliver, mail, webmail_appliance
@@ -160,3 +165,42 @@ async def test_html_body_is_sanitized_and_framed(wm: Running, client: WebmailCli
     assert "script-src 'none'" in csp and "sandbox" in csp and "img-src 'self' data:;" in csp
     shown = await client.get(f"/mail/message/{message_id}/body", params={"images": 1})
     assert "https://tracker.test/p.gif" in shown.text and "https:" in shown.headers["content-security-policy"]
+
+
+async def test_failover_banner(wm: Running, client: WebmailClient) -> None:
+    assert 'id="failover-banner"' not in (await client.get("/mail")).text
+    since = datetime(2026, 11, 22, 14, 2, tzinfo=UTC).timestamp()
+    record = FailoverRecord(
+        state=FailoverState.FAILED_OVER,
+        since=since,
+        reason="the primary did not answer SMTP or HTTPS for 5 minutes",
+        routing=Routing.STANDBY,
+        automatic=True,
+        version=1,
+    )
+    await wm.store.failover.save(record, FailoverState.FAILING_OVER, FailoverEvent.SWITCH_SUCCEEDED, "{}")
+    page = (await client.get("/mail")).text
+    assert (
+        "Your mail is served by the continuity service since 14:02 UTC on 22 Nov because "
+        "the primary did not answer SMTP or HTTPS for 5 minutes." in page
+    )
+    assert 'role="status" id="failover-banner"' in page
+
+
+async def test_security_banner_from_the_filter_verdict(wm: Running, client: WebmailClient) -> None:
+    await deliver(wm, mail("Lunch on Friday", "Shall we meet at noon?"))
+    await deliver(wm, mail("Updated payment details", "Please use our new bank account for all invoices from now on."))
+    rows = {row.subject: row for row in (await wm.store.webmail.page(ALICE, "INBOX", 0, 10))[0]}
+    assert 'id="security-banner"' not in (await client.get(f"/mail/message/{rows['Lunch on Friday'].id}")).text
+    # The filter pipeline judged the second message on receipt; the banner shows what it found.
+    bec = rows["Updated payment details"]
+    stored = await wm.store.verdicts.get(bec.queue_id)
+    assert stored is not None and stored.findings
+    page = (await client.get(f"/mail/message/{bec.id}")).text
+    banner = page.split('id="security-banner"', 1)[1].split("</div>", 1)[0]
+    assert "bank" in banner and all(finding.message in banner for finding in stored.findings)
+    finding = Finding("bec.bank_change", 12.0, "asks to change bank details", ("DE89 3704 0044 0532 0130 00",))
+    quarantined = StoredVerdict(Verdict.QUARANTINE, 12.0, Direction.INBOUND, time.time(), (finding,), ())
+    await wm.store.verdicts.record(bec.queue_id, quarantined)
+    danger = (await client.get(f"/mail/message/{bec.id}")).text
+    assert 'class="banner danger"' in danger and "This message looks dangerous" in danger

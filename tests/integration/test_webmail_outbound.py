@@ -219,3 +219,23 @@ async def test_activation_link_by_mail(wm: Running, client: WebmailClient, sink:
     assert done.headers["location"] == "/login?notice=activated"
     assert (await client.get(link.group(1))).status_code == 404  # one use only
     assert (await client.login("dave@example.com", "a long new secret")).headers["location"] == "/mail"
+
+
+async def test_outbound_mail_goes_through_the_filter_pipeline(
+    wm: Running, client: WebmailClient, sink: SmtpSink
+) -> None:
+    await client.login()
+    await client.get("/mail/compose")
+    program = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 200
+    refused = await client.post(
+        "/mail/compose",
+        {"to": "partner@remote.test", "subject": "Invoice", "body": "see attached", "action": "send"},
+        files={"attachments": ("invoice.pdf.exe", program, "application/octet-stream")},
+    )
+    assert refused.status_code == 422
+    assert "This message was not sent: the security filter stopped it" in refused.text
+    assert "program" in refused.text
+    assert (await wm.store.webmail.page(ALICE, "Sent", 0, 10))[1] == 0
+    assert await wm.store.outbound.next_due() is None
+    await asyncio.sleep(0.3)
+    assert not [path for path in sink.dump_dir.iterdir() if path.is_file()]

@@ -33,7 +33,7 @@ async def compose_form(
     user: UserDep,
     services: ServicesDep,
     mode: FromQuery[str] = "new",
-    id: FromQuery[int] = 0,  # noqa: A002 - the query parameter's name
+    id: FromQuery[int] = 0,
     to: FromQuery[str] = "",
 ) -> Response[Any]:
     """The compose form, prefilled for a reply, a forward or a draft."""

@@ -4,40 +4,17 @@ from __future__ import annotations
 
 import email.utils
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 from continuity.config.settings import Settings
 from continuity.core.failover import FailoverState
+from continuity.core.pipeline import Verdict
 from continuity.services.outbound import OutboundService
 from continuity.services.webmail_index import WebmailIndexer
+from continuity.store.filters_protocol import VerdictRepository
 from continuity.store.protocol import Store
 from webmail.security.sessions import SessionManager
-
-
-class FindingLike(Protocol):
-    """A filter finding as the banner shows it."""
-
-    @property
-    def message(self) -> str: ...
-
-
-class VerdictLike(Protocol):
-    """A stored filter verdict as the banner shows it (continuity.core.filter_records.StoredVerdict)."""
-
-    @property
-    def verdict(self) -> str: ...
-
-    @property
-    def findings(self) -> Sequence[FindingLike]: ...
-
-
-class VerdictReader(Protocol):
-    """Where the filter pipeline's verdicts are read (``store.verdicts``)."""
-
-    async def get(self, queue_id: str) -> VerdictLike | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +51,7 @@ class WebmailServices:
     sessions: SessionManager
     indexer: WebmailIndexer
     outbound: OutboundService
-    verdicts: VerdictReader | None = None
+    verdicts: VerdictRepository | None = None
     # Signs the URLs of inline images (see webmail.mail.message_routes.inline_token); new per process.
     inline_secret: bytes = field(default_factory=lambda: os.urandom(32))
 
@@ -95,11 +72,10 @@ class WebmailServices:
         if self.verdicts is None:
             return None
         stored = await self.verdicts.get(queue_id)
-        if stored is None or not stored.findings:
+        if stored is None or (stored.verdict is Verdict.ACCEPT and not stored.findings):
             return None
-        verdict = str(stored.verdict)
-        danger = verdict in ("quarantine", "reject", "tempfail")
-        lines = tuple(dict.fromkeys(finding.message for finding in stored.findings))
+        danger = stored.verdict in (Verdict.QUARANTINE, Verdict.REJECT, Verdict.TEMPFAIL)
+        lines = tuple(dict.fromkeys([*(f.message for f in stored.findings), *stored.reasons]))
         title = "This message looks dangerous" if danger else "Be careful with this message"
         return SecurityBanner("danger" if danger else "warning", title, lines)
 

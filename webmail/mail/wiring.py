@@ -14,8 +14,9 @@ from continuity.config.settings import Settings
 from continuity.errors import ContinuityError
 from continuity.services.outbound import OutboundFilter, OutboundService
 from continuity.services.webmail_index import WebmailIndexer
+from continuity.store.filters_protocol import VerdictRepository
 from continuity.store.protocol import Store
-from webmail.mail.services import VerdictReader, WebmailServices
+from webmail.mail.services import WebmailServices
 from webmail.security.sessions import SessionManager
 
 log = logging.getLogger("continuity.webmail")
@@ -28,7 +29,7 @@ def build_webmail_services(
     store: Store,
     *,
     outbound_filter: OutboundFilter | None = None,
-    verdicts: VerdictReader | None = None,
+    verdicts: VerdictRepository | None = None,
 ) -> WebmailServices:
     """The webmail's services; outbound_filter and verdicts come from the filter pipeline when it runs."""
     outbound = OutboundService(
