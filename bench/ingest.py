@@ -38,6 +38,8 @@ def _start_appliance(work: Path) -> tuple[subprocess.Popen[bytes], int]:
         f'[smtp]\nlisten = "127.0.0.1:{port}"\nhostname = "standby.bench.test"\n'
         'limit_exempt_networks = ["127.0.0.0/8"]\n'
         f'[web]\nlisten = "127.0.0.1:{web_port}"\n'
+        # Raw durable ingest is measured; the filter pipeline has its own benchmark (bench/filters.py).
+        "[filters]\nenabled = false\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUITY_")}
     command = [sys.executable, "-m", "continuity", "--config", str(config)]

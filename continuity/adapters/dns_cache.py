@@ -25,6 +25,9 @@ import dns.resolver
 from continuity.config.types import HostPort
 
 
+_FAILURE_TTL = 5.0
+
+
 class DnsTempError(Exception):
     """The lookup could not be answered now (timeout, SERVFAIL, no server)."""
 
@@ -77,6 +80,7 @@ class CachingResolver:
         self._cache_size = cache_size
         self._min_ttl = min_ttl
         self._max_ttl = max_ttl
+        self._failures: dict[tuple[str, str], tuple[float, str]] = {}
         self._lock = threading.Lock()
         self.queries = 0
         self.hits = 0
@@ -91,7 +95,20 @@ class CachingResolver:
                 self._cache.move_to_end(key)
                 self.hits += 1
                 return cached[1]
-        records, ttl = self._query(key[0], key[1])
+            failed = self._failures.get(key)
+            if failed is not None and failed[0] > now:
+                self.hits += 1
+                raise DnsTempError(failed[1])
+        try:
+            records, ttl = self._query(key[0], key[1])
+        except DnsTempError as exc:
+            # RFC 2308 7.1: a server failure may be cached briefly (here 5 s), so a burst
+            # of mail from one domain does not wait for a failing server again and again.
+            with self._lock:
+                self._failures[key] = (now + _FAILURE_TTL, str(exc))
+                if len(self._failures) > 10_000:
+                    self._failures.clear()
+            raise
         if self._cache_size:
             with self._lock:
                 self._cache[key] = (now + min(max(ttl, self._min_ttl), self._max_ttl), records)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib.resources
 import ipaddress
 import threading
 from collections.abc import Callable, Iterable
@@ -19,14 +21,43 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
 
+import authheaders
+import authheaders.dmarc_lookup
 import dkim
 import dns.exception
 import spf
 from authheaders import check_arc, check_dmarc
 from authres import AuthenticationResultsHeader, DKIMAuthenticationResult, SPFAuthenticationResult
+from publicsuffix2 import PublicSuffixList
 
 from continuity.core.message_view import MessageView
 from continuity.core.pipeline import Direction, Envelope, Finding, StageReport
+
+
+def _parse_public_suffix_list_once() -> None:
+    """Make authheaders parse the Public Suffix List once instead of on every DMARC lookup.
+
+    authheaders.dmarc_lookup.get_org_domain reads and parses the whole list (about 0.3 s
+    of CPU) each time it is called, several times per message; this replaces it, in both
+    modules that hold a reference, with the same computation over a list parsed once.
+    """
+    try:
+        from authheaders.findpsl import location as psl_location
+    except ModuleNotFoundError:
+        psl_location = None
+    if psl_location is not None:
+        with open(psl_location, encoding="utf-8") as handle:  # noqa: PTH123 - a str path from authheaders
+            psl = PublicSuffixList(handle)
+    else:
+        reference = importlib.resources.files("authheaders") / "public_suffix_list.txt"
+        with importlib.resources.as_file(reference) as path, path.open(encoding="utf-8") as handle:
+            psl = PublicSuffixList(handle)
+    cached = functools.lru_cache(maxsize=50_000)(psl.get_public_suffix)
+    authheaders.dmarc_lookup.get_org_domain = cached
+    authheaders.get_org_domain = cached
+
+
+_parse_public_suffix_list_once()
 
 
 class Lookup(Protocol):

@@ -31,6 +31,8 @@ _ACCOUNT_LABEL = re.compile(
     r"[^0-9\n]{0,20}([0-9][0-9 \-]{4,30}[0-9])"
 )
 
+_ACCOUNT_KEYWORDS = ("account", "acct", "konto", "compte", "conto", "cuenta", "口座", "routing", "sort code")
+
 _CHANGE_WORDING = [
     # English
     r"\b(?:new|updated|changed|change\s+of|different|alternate|alternative)\s+(?:bank(?:ing)?|account|remittance|"
@@ -130,6 +132,9 @@ def find_ibans(text: str) -> list[str]:
 def find_account_numbers(text: str) -> list[str]:
     """Digits (6+) labelled as an account number, normalised to digits only."""
     found: list[str] = []
+    lowered = text.lower()
+    if not any(keyword in lowered for keyword in _ACCOUNT_KEYWORDS):
+        return found
     for match in _ACCOUNT_LABEL.finditer(_normalized(text)):
         digits = "".join(char for char in match.group(1) if char.isdigit())
         if len(digits) >= 6 and digits not in found:
@@ -137,8 +142,19 @@ def find_account_numbers(text: str) -> list[str]:
     return found
 
 
+# Every change phrase contains one of these; a plain substring test rules out most mail
+# before the (much slower) phrase expression runs.
+_CHANGE_KEYWORDS = (
+    "bank", "account", "remit", "payment", "iban", "konto", "rib", "coordonn", "compte", "conto", "coordinate",
+    "cuenta", "banco", "bancari", "口座", "振込",
+)  # fmt: skip
+
+
 def change_wording(text: str) -> str | None:
     """The first change-of-bank phrase in text, or None."""
+    lowered = text.lower()
+    if not any(keyword in lowered for keyword in _CHANGE_KEYWORDS):
+        return None
     match = _CHANGE.search(_normalized(text))
     return " ".join(match.group(0).split()) if match else None
 

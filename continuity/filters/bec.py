@@ -90,8 +90,12 @@ class _TextSigns:
 
 def _text_signs(message: MessageView) -> _TextSigns:
     text = f"{message.subject}\n{message.text}"
+    change = change_wording(text)
     return _TextSigns(
-        tuple(find_ibans(text)), tuple(find_account_numbers(text)), change_wording(text), urgency_wording(text)
+        tuple(find_ibans(text)),
+        tuple(find_account_numbers(text)),
+        change,
+        urgency_wording(text) if change else None,  # only weighed together with a change request
     )
 
 
@@ -113,13 +117,17 @@ class BecStage:
         self._freemail = freemail
         self._partners = partner_domains
         self._executor = executor
-        self._index: tuple[frozenset[str], LookalikeIndex] | None = None
+        # The index and the (identity-compared) sets it was built from.
+        self._index: tuple[tuple[frozenset[str], ...], LookalikeIndex] | None = None
 
     async def _lookalikes(self, identities: Identities) -> LookalikeIndex:
-        targets = identities.domains | self._partners | await self._memory.known_domains()
-        targets = frozenset(target for target in targets if target not in self._freemail.domains)
-        if self._index is None or self._index[0] != targets:
-            self._index = (targets, LookalikeIndex(targets))
+        known = await self._memory.known_domains()
+        freemail = self._freemail.domains
+        sources = (identities.domains, known, freemail)
+        if self._index is None or any(a is not b for a, b in zip(self._index[0], sources, strict=True)):
+            targets = identities.domains | self._partners | known
+            index = LookalikeIndex(target for target in targets if target not in freemail)
+            self._index = (sources, index)
         return self._index[1]
 
     async def inspect(self, envelope: Envelope, message: MessageView) -> StageReport:
