@@ -1,0 +1,234 @@
+"""A stand-in for the primary Exchange, from real parts on loopback: Postfix, Dovecot and an HTTPS health server.
+
+* Postfix receives SMTP (STARTTLS with a test CA's certificate) for the given domains and
+  hands every message to Dovecot over LMTP;
+* Dovecot serves the mailboxes over IMAPS; every user's password is in ``users``, and a
+  master user (``master_user``, log in as ``alice@example.com*replay``) can open any
+  mailbox, for replay and sync;
+* the health server answers Exchange's ``/owa|/ews|/Autodiscover|/mapi/healthcheck.htm``.
+
+``start()``, ``stop()`` and ``start()`` again (an outage and a restart) work on the whole
+set; ``settings()`` gives the appliance's ``[primary]`` and ``[monitor]`` settings for it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+from bench.postfix_instance import PostfixInstance, ensure_postfix
+from tests.support.ports import free_port, wait_for_port
+
+MASTER_USER = "replay"
+
+
+class PrimaryStandIn:
+    """Postfix + Dovecot + HTTPS health server in a directory of their own under /tmp."""
+
+    def __init__(
+        self,
+        domains: list[str],
+        users: dict[str, str],
+        *,
+        master_password: str = "replay-secret",
+    ) -> None:
+        # Postfix and Dovecot drop privileges and cannot enter pytest's private (0700) tmp
+        # dirs: everything lives in a world-traversable directory of its own, removed by close().
+        self.workdir = Path(tempfile.mkdtemp(prefix="primary-"))
+        self.workdir.chmod(0o755)
+        self.domains = domains
+        self.users = users
+        self.master_password = master_password
+        self.smtp_port = free_port()
+        self.imaps_port = free_port()
+        self.lmtp_port = free_port()
+        self.https_port = free_port()
+        self.ca = trustme.CA()
+        self.ca_file = self.workdir / "ca.pem"
+        self.cert_file = self.workdir / "server.pem"
+        self.key_file = self.workdir / "server.key"
+        self._postfix: PostfixInstance | None = None
+        self._dovecot: subprocess.Popen[bytes] | None = None
+        self._health: subprocess.Popen[bytes] | None = None
+        self._prepared = False
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        server = self.ca.issue_cert("127.0.0.1", "localhost", "mail.example.com")
+        server.private_key_pem.write_to_path(str(self.key_file))
+        server.cert_chain_pems[0].write_to_path(str(self.cert_file))
+        for pem in server.cert_chain_pems[1:]:
+            with self.cert_file.open("ab") as handle:
+                handle.write(pem.bytes())
+        self._write_dovecot_config()
+        ensure_postfix()
+        self._postfix = PostfixInstance(
+            self.workdir / "postfix",
+            self.smtp_port,
+            {
+                "myhostname": "mail.example.com",
+                "virtual_mailbox_domains": " ".join(self.domains),
+                "virtual_mailbox_maps": "static:ok",
+                "virtual_transport": f"lmtp:inet:127.0.0.1:{self.lmtp_port}",
+                "smtpd_tls_cert_file": str(self.cert_file),
+                "smtpd_tls_key_file": str(self.key_file),
+                "smtpd_tls_security_level": "may",
+                "smtpd_banner": "$myhostname ESMTP Microsoft ESMTP MAIL Service (stand-in)",
+                "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+            },
+        )
+        self._prepared = True
+
+    def _write_dovecot_config(self) -> None:
+        root = self.workdir / "dovecot"
+        for sub in ("run", "state", "mail"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        shutil.chown(root / "mail", user="nobody", group="nogroup")
+        (root / "users").write_text("".join(f"{user}:{{PLAIN}}{password}\n" for user, password in self.users.items()))
+        (root / "masters").write_text(f"{MASTER_USER}:{{PLAIN}}{self.master_password}\n")
+        (root / "dovecot.conf").write_text(
+            f"""
+base_dir = {root / "run"}
+state_dir = {root / "state"}
+instance_name = primary-{self.imaps_port}
+log_path = {root / "dovecot.log"}
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <{self.cert_file}
+ssl_key = <{self.key_file}
+auth_mechanisms = plain
+auth_master_user_separator = *
+first_valid_uid = 1
+mail_location = maildir:{root / "mail"}/%d/%n
+default_internal_user = dovecot
+default_login_user = dovenull
+passdb {{
+  driver = passwd-file
+  args = {root / "masters"}
+  master = yes
+  result_success = continue
+}}
+passdb {{
+  driver = passwd-file
+  args = username_format=%u {root / "users"}
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={root / "mail"}/%d/%n
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {self.imaps_port}
+    ssl = yes
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {self.lmtp_port}
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+protocol lmtp {{
+  postmaster_address = postmaster@{self.domains[0]}
+}}
+"""
+        )
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start (or restart) Postfix, Dovecot and the health server; wait until all listen."""
+        first = not self._prepared
+        if first:
+            self._prepare()
+        assert self._postfix is not None
+        config = self.workdir / "dovecot" / "dovecot.conf"
+        self._dovecot = subprocess.Popen(
+            ["dovecot", "-F", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self._health = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.support.exchange_health",
+                str(self.https_port),
+                str(self.cert_file),
+                str(self.key_file),
+            ],
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        if first:
+            self._postfix.start()
+        else:
+            subprocess.run(["postfix", "-c", str(self._postfix.config_dir), "start"], check=True, capture_output=True)
+        for port in (self.imaps_port, self.lmtp_port, self.https_port, self.smtp_port):
+            wait_for_port(port, timeout=30)
+
+    def stop(self) -> None:
+        """Stop everything, as a crashed server: nothing answers any more."""
+        if self._postfix is not None:
+            subprocess.run(["postfix", "-c", str(self._postfix.config_dir), "stop"], capture_output=True)
+        for process in (self._health, self._dovecot):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self._health = self._dovecot = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.answers():
+            time.sleep(0.1)
+
+    def answers(self) -> bool:
+        """True while any of the SMTP, IMAPS or HTTPS ports accepts connections."""
+        for port in (self.smtp_port, self.imaps_port, self.https_port):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def close(self) -> None:
+        """Stop and remove every file."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- for the appliance ----------------------------------------------------------------
+
+    def settings(self, canary_user: str = "", *, imap: bool = True) -> dict[str, Any]:
+        """[primary] and [monitor] overrides that point the appliance at this stand-in."""
+        user = canary_user or next(iter(self.users))
+        return {
+            "primary": {"host": "127.0.0.1", "smtp_port": self.smtp_port, "imap_port": self.imaps_port},
+            "monitor": {
+                "https_port": self.https_port,
+                "ca_file": str(self.ca_file),
+                "imap": imap,
+                "canary_user": user,
+                "canary_password": self.users[user],
+            },
+        }
