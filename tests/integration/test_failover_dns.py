@@ -105,7 +105,7 @@ async def test_failover_replaces_the_mx_and_failback_restores_it(
     # Nothing waits for replay: the replay step completes and the MX is switched back.
     sentence = await controller.reconcile()
     assert "replay complete" in sentence
-    assert _state(services) is FailoverState.NORMAL and controller.record.routing is Routing.PRIMARY
+    assert _state(services) is FailoverState.NORMAL and services.controller.record.routing.value == "primary"
     assert bind.query("example.com", "MX") == [PRIMARY_MX]
     history = [(t.previous.value, t.state.value) for t in await store.failover.history()]
     assert history == [
