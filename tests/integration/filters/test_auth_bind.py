@@ -23,6 +23,11 @@ from tests.support.messages import make_message
 DATA = Path(__file__).parents[2] / "data" / "dkim"
 
 
+def _error(exc: smtplib.SMTPResponseException) -> str:
+    text = exc.smtp_error.decode() if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+    return f"{exc.smtp_code} {text}"
+
+
 def _txt(value: str) -> str:
     """A TXT record value split into quoted strings of at most 255 bytes."""
     return " ".join(f'"{value[i : i + 200]}"' for i in range(0, len(value), 200))
@@ -104,7 +109,8 @@ def _signed(sender: str, subject: str) -> bytes:
     message = make_message(subject=subject, sender=sender)
     key = (DATA / "test.private").read_bytes()
     domain = sender.rpartition("@")[2].encode()
-    return dkim.sign(message, b"test", domain, key, include_headers=[b"from", b"to", b"subject"]) + message
+    signature: bytes = dkim.sign(message, b"test", domain, key, include_headers=[b"from", b"to", b"subject"])
+    return signature + message
 
 
 async def test_authentication_at_smtp_ingest(tmp_path: Path, bind: BindServer) -> None:
@@ -123,7 +129,10 @@ async def test_authentication_at_smtp_ingest(tmp_path: Path, bind: BindServer) -
                 try:
                     smtp.sendmail("ceo@forged.test", ["alice@example.com"], forged)
                 except smtplib.SMTPDataError as exc:
-                    return accepted, f"{exc.smtp_code} {exc.smtp_error.decode()}"
+                    return (
+                        accepted,
+                        _error(exc),
+                    )
             return accepted, "accepted"
 
         accepted, refusal = await asyncio.to_thread(send)

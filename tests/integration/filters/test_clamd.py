@@ -17,6 +17,11 @@ from tests.support.appliance import make_settings
 from tests.support.clamd import EICAR, ClamdServer
 
 
+def _error(exc: smtplib.SMTPResponseException) -> str:
+    text = exc.smtp_error.decode() if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+    return f"{exc.smtp_code} {text}"
+
+
 @pytest.fixture(scope="module")
 def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClamdServer]:
     server = ClamdServer(tmp_path_factory.mktemp("clamd"))
@@ -60,7 +65,7 @@ async def test_virus_is_rejected_at_smtp(clamd: ClamdServer, tmp_path: Path) -> 
                         )
                         replies.append("250")
                     except smtplib.SMTPDataError as exc:
-                        replies.append(f"{exc.smtp_code} {exc.smtp_error.decode()}")
+                        replies.append(_error(exc))
             return replies
 
         rejected, accepted = await asyncio.to_thread(send)

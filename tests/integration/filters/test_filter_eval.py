@@ -47,7 +47,8 @@ def test_filter_check_prints_every_stage(tmp_path: Path) -> None:
     server = _server(tmp_path)
     path = CORPUS / "bec" / "01-en-vendor-spoof-freemail-reply.eml"
     data = json.loads(server.cli("filter", "check", str(path), "--json").stdout)
-    assert [stage["stage"] for stage in data["stages"]] == ["attachments", "urls", "hijack", "bec"]
+    stages = [stage["stage"] for stage in data["stages"]]
+    assert stages[:4] == ["attachments", "urls", "hijack", "bec"]  # auth is off in tests; clamd/rspamd not set
     assert data["verdict"] == "quarantine"
     bec = next(stage for stage in data["stages"] if stage["stage"] == "bec")
     assert "bec.bank_change" in {finding["code"] for finding in bec["findings"]}

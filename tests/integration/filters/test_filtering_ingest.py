@@ -20,6 +20,11 @@ from tests.support.ports import free_port
 TOKEN = "q" * 40
 
 
+def _error(exc: smtplib.SMTPResponseException) -> str:
+    text = exc.smtp_error.decode() if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+    return f"{exc.smtp_code} {text}"
+
+
 def _crlf(message: EmailMessage) -> bytes:
     return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
@@ -43,7 +48,7 @@ def _send(port: int, sender: str, recipients: list[str], content: bytes) -> str:
         try:
             smtp.sendmail(sender, recipients, content)
         except smtplib.SMTPDataError as exc:
-            return f"{exc.smtp_code} {exc.smtp_error.decode()}"
+            return _error(exc)
     return "250"
 
 

@@ -15,6 +15,11 @@ from tests.support.appliance import make_settings
 from tests.support.rspamd import RspamdServer
 
 
+def _error(exc: smtplib.SMTPResponseException) -> str:
+    text = exc.smtp_error.decode() if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+    return f"{exc.smtp_code} {text}"
+
+
 @pytest.fixture(scope="module")
 def rspamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RspamdServer]:
     server = RspamdServer(tmp_path_factory.mktemp("rspamd"))
@@ -45,7 +50,7 @@ async def test_rspamd_actions_at_smtp(rspamd: RspamdServer, tmp_path: Path) -> N
                         smtp.sendmail("promo@outside.test", ["alice@example.com"], _message(subject))
                         replies.append("250")
                     except smtplib.SMTPDataError as exc:
-                        replies.append(f"{exc.smtp_code} {exc.smtp_error.decode()}")
+                        replies.append(_error(exc))
             return replies
 
         pills, offer, minutes = await asyncio.to_thread(send)
