@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from continuity.config.settings import Settings
 from continuity.core.failover import FailoverState
 from continuity.core.probes import ProbeKind, ProbeOutcome, ProbeResult
 from continuity.services.failover_wiring import build_failover
 from continuity.services.monitor import Monitor
 from continuity.store.protocol import Store
 from continuity.store.sqlite import open_sqlite_store
+from tests.support.appliance import make_settings
 
 PROBES = [("smtp", ProbeKind.SMTP), ("imap", ProbeKind.IMAP)] + [
     (f"https:/{name}/healthcheck.htm", ProbeKind.HTTPS) for name in ("owa", "ews", "Autodiscover", "mapi")
@@ -60,12 +60,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 async def _run(tmp_path: Path, store: Store, failing: Callable[[int], bool], cycles: int) -> list[FailoverState]:
     clock = [1_000_000.0]
-    settings = Settings(
-        data_dir=tmp_path,
-        domains=["example.com"],
-        primary={"host": "127.0.0.1"},
-        failover={"mode": "gateway"},
-    )
+    settings = make_settings(tmp_path, primary={"host": "127.0.0.1"}, failover={"mode": "gateway"})
     services = build_failover(settings, store, background=False)
     services.controller._clock = lambda: clock[0]
     await services.controller.load()
