@@ -20,6 +20,9 @@ from tests.ansible.deployment import Deployment
 from tests.support.appliance import READY, clean_env
 from tests.support.messages import make_message
 
+RESTART = "RUNNING HANDLER [continuity : Restart continuity]"
+RELOAD = "RUNNING HANDLER [continuity : Reload systemd]"
+
 
 def _mode(path: Path) -> tuple[str, str, int]:
     info = path.stat()
@@ -33,6 +36,9 @@ def test_first_run_changes_the_host_and_the_second_run_changes_nothing(deployed:
     assert deployed.second.recap["changed"] == 0, f"changed on the second run: {deployed.second.changed_tasks()}"
     assert "Import the mailboxes as the service user" in deployed.first.changed_tasks()
     assert "Import the mailboxes as the service user" not in deployed.second.changed_tasks()
+    # The restart handler is notified by the changes of the first run only (systemd itself is off here).
+    assert RESTART in deployed.first.output and RELOAD in deployed.first.output
+    assert RESTART not in deployed.second.output and RELOAD not in deployed.second.output
     checked = deployed.deployment.run("--check", "--diff")
     assert checked.returncode == 0, checked.output
     assert checked.recap["changed"] == 0, f"changed in check mode: {checked.changed_tasks()}"
@@ -198,6 +204,7 @@ def test_changed_package_variables_and_mailboxes_are_applied_and_a_failed_import
         "Copy the mailbox CSV file",
         "Import the mailboxes as the service user",
     ]
+    assert RESTART in changed.output and RELOAD not in changed.output
     assert tomllib.loads(deployment.config_file.read_text())["log_level"] == "debug"
     listed = json.loads(deployment.cli("mailbox", "list", "--json").stdout)
     assert [mailbox["address"] for mailbox in listed] == ["alice@example.com", "bob@example.com", "carol@example.net"]
