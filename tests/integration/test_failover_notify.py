@@ -101,5 +101,5 @@ async def test_every_state_change_is_mailed_and_posted(
     assert subjects == ["[continuity mx.example.com] NORMAL -> PAUSED", "[continuity mx.example.com] PAUSED -> NORMAL"]
     assert messages[0]["To"] == "ops@example.org, oncall@example.org"
     assert messages[0]["From"] == "continuity@mx.example.com"
-    body = messages[0].get_body(preferencelist=("plain",))
-    assert body is not None and "Who:     cli:ops" in body.get_content()
+    body = messages[0].get_payload(decode=True)
+    assert isinstance(body, bytes) and b"Who:     cli:ops" in body
