@@ -48,16 +48,38 @@ class Draft:
     attachments: tuple[NewAttachment, ...] = field(default=())
 
 
+def _split_list(text: str) -> list[str]:
+    """Split an address list on commas and semicolons outside quotes, comments and angle brackets."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    depth = 0
+    for char in text:
+        if char == '"' and depth == 0:
+            quoted = not quoted
+        elif not quoted and char in "<(":
+            depth += 1
+        elif not quoted and char in ">)" and depth:
+            depth -= 1
+        if char in ",;" and not quoted and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [part.strip() for part in parts if part.strip()]
+
+
 def parse_recipients(text: str) -> list[str]:
     """Normalised addresses from a To/Cc/Bcc field; ValueError with a sentence naming the bad one."""
     result: list[str] = []
-    for _name, address in email.utils.getaddresses([text.replace(";", ",")]):
-        if not address.strip():
-            continue
+    for chunk in _split_list(text):
+        pairs = email.utils.getaddresses([chunk])
+        address = pairs[0][1] if len(pairs) == 1 else ""
         try:
             normalized = normalize_address(address)
-        except ValueError as exc:
-            raise ValueError(f"'{address}' is not a valid address: {exc}") from None
+        except ValueError:
+            raise ValueError(f"'{chunk[:100]}' is not a valid address") from None
         if normalized not in result:
             result.append(normalized)
     return result

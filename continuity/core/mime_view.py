@@ -7,7 +7,9 @@ application/octet-stream). Nothing here renders HTML; webmail.security.sanitizer
 
 from __future__ import annotations
 
+import contextlib
 import email
+import email.header
 import email.policy
 import email.utils
 import html
@@ -30,7 +32,13 @@ class Address:
     address: str
 
     def __str__(self) -> str:
-        return email.utils.formataddr((self.name, self.address)) if self.name else self.address
+        """``Name <address>`` for people to read (not RFC 2047-encoded; headers encode on output)."""
+        if not self.name:
+            return self.address
+        name = self.name
+        if any(char in name for char in '()<>@,;:\\".[]'):
+            name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f"{name} <{self.address}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +101,15 @@ def _addresses(message: Message, name: str) -> tuple[Address, ...]:
         pairs = email.utils.getaddresses([str(value) for value in values])
     except Exception:
         return ()
-    return tuple(Address(" ".join(n.split()), a.strip()) for n, a in pairs if a.strip() or n.strip())
+    return tuple(Address(_decoded(n), a.strip()) for n, a in pairs if a.strip() or n.strip())
+
+
+def _decoded(name: str) -> str:
+    """A display name with any RFC 2047 encoded words left by the address parser decoded."""
+    if "=?" in name:
+        with contextlib.suppress(ValueError, LookupError, UnicodeError):
+            name = str(email.header.make_header(email.header.decode_header(name)))
+    return " ".join(name.split())
 
 
 def _date(message: Message) -> float | None:
@@ -112,7 +128,7 @@ def _part_text(part: Message) -> str:
     except Exception:
         payload = part.get_payload(decode=True)
         content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-    return content if isinstance(content, str) else ""
+    return content.replace("\r\n", "\n") if isinstance(content, str) else ""
 
 
 def _is_attachment(part: Message) -> bool:

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from continuity.core.mail_folders import STANDARD_NAMES, Flag, StandardFolder, with_flag
 from continuity.core.models import MessageState
 from continuity.core.queue_ids import new_queue_id
-from continuity.core.search_query import owner_token
 from continuity.core.webmail_models import FolderCount, IndexedSummary, ListedMessage, PendingIndex, StoredMessage
 from continuity.errors import InvalidInputError, NotFoundError
 from continuity.store.blobs import BlobStore
 from continuity.store.sqlite_db import SqliteDatabase
+from continuity.store.sqlite_webmail_index import has_backlog, pending_rows, store_index
 
 LOCAL_HELO = "webmail"
 
@@ -85,9 +85,7 @@ class SqliteWebmailRepository:
             counts = {
                 str(folder): (int(total), int(unread or 0))
                 for folder, total, unread in connection.execute(
-                    "SELECT folder, COUNT(*), SUM(seen = 0) FROM mailbox_messages"
-                    " WHERE mailbox = ? AND expunged = 0 GROUP BY folder",
-                    (mailbox,),
+                    "SELECT folder, total, unread FROM webmail_folder_counts WHERE mailbox = ?", (mailbox,)
                 )
             }
             user = [
@@ -121,13 +119,13 @@ class SqliteWebmailRepository:
         """Create a user folder; InvalidInputError when it exists."""
 
         def work(connection: sqlite3.Connection) -> None:
-            try:
-                connection.execute(
-                    "INSERT INTO webmail_folders (mailbox, name, created_at) VALUES (?, ?, ?)",
-                    (mailbox, name, time.time()),
-                )
-            except sqlite3.IntegrityError:
-                raise InvalidInputError(f"a folder named '{name}' already exists") from None
+            if connection.execute(
+                "SELECT 1 FROM webmail_folders WHERE mailbox = ? AND name = ?", (mailbox, name)
+            ).fetchone():
+                raise InvalidInputError(f"a folder named '{name}' already exists")
+            connection.execute(
+                "INSERT INTO webmail_folders (mailbox, name, created_at) VALUES (?, ?, ?)", (mailbox, name, time.time())
+            )
 
         await self._db.write(work)
 
@@ -150,10 +148,10 @@ class SqliteWebmailRepository:
         """One page of a folder, newest first, and the folder's total."""
 
         def work(connection: sqlite3.Connection) -> tuple[list[ListedMessage], int]:
-            total = connection.execute(
-                "SELECT COUNT(*) FROM mailbox_messages WHERE mailbox = ? AND folder = ? AND expunged = 0",
-                (mailbox, folder),
-            ).fetchone()[0]
+            counted = connection.execute(
+                "SELECT total FROM webmail_folder_counts WHERE mailbox = ? AND folder = ?", (mailbox, folder)
+            ).fetchone()
+            total = counted[0] if counted else 0
             rows = connection.execute(
                 f"SELECT {_LIST_COLUMNS} {_LIST_FROM} WHERE mm.id IN (SELECT id FROM mailbox_messages"
                 " WHERE mailbox = ? AND folder = ? AND expunged = 0 ORDER BY id DESC LIMIT ? OFFSET ?)"
@@ -304,75 +302,16 @@ class SqliteWebmailRepository:
 
     async def pending_index(self, limit: int) -> list[PendingIndex]:
         """Mailbox rows not yet in the search index, oldest first."""
-
-        def work(connection: sqlite3.Connection) -> list[PendingIndex]:
-            rows = connection.execute(
-                "SELECT mm.id, mm.mailbox, mm.queue_id, m.sha256, m.size, m.received_at, wi.queue_id IS NOT NULL"
-                " FROM mailbox_messages mm JOIN messages m ON m.queue_id = mm.queue_id"
-                " LEFT JOIN webmail_index wi ON wi.queue_id = mm.queue_id"
-                " WHERE mm.id > (SELECT last_id FROM webmail_index_progress) ORDER BY mm.id LIMIT ?",
-                (limit,),
-            )
-            return [
-                PendingIndex(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), float(r[5]), bool(r[6]))
-                for r in rows
-            ]
-
-        return await self._db.read(work)
+        return await self._db.read(lambda connection: pending_rows(connection, limit))
 
     async def index_backlog(self) -> bool:
         """True when some mailbox row is not yet indexed."""
-
-        def work(connection: sqlite3.Connection) -> bool:
-            row = connection.execute(
-                "SELECT (SELECT COALESCE(MAX(id), 0) FROM mailbox_messages) > last_id FROM webmail_index_progress"
-            ).fetchone()
-            return bool(row[0])
-
-        return await self._db.read(work)
+        return await self._db.read(has_backlog)
 
     async def write_index(self, entries: Sequence[tuple[PendingIndex, IndexedSummary]]) -> None:
         """Store summaries and full-text rows of indexed mailbox rows, and advance the progress mark."""
-
-        def work(connection: sqlite3.Connection) -> None:
-            connection.executemany(
-                "INSERT OR IGNORE INTO webmail_index (queue_id, from_name, from_address, to_addresses, cc_addresses,"
-                " subject, sent_at, size, has_attachments, preview) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        s.queue_id,
-                        s.from_name,
-                        s.from_address,
-                        s.to_addresses,
-                        s.cc_addresses,
-                        s.subject,
-                        s.sent_at,
-                        s.size,
-                        int(s.has_attachments),
-                        s.preview,
-                    )
-                    for _, s in entries
-                ],
-            )
-            connection.executemany(
-                "INSERT INTO webmail_fts (rowid, owner, subject, addresses, body) VALUES (?, ?, ?, ?, ?)",
-                [
-                    (
-                        p.id,
-                        owner_token(p.mailbox),
-                        s.subject,
-                        f"{s.from_name} {s.from_address} {s.to_addresses} {s.cc_addresses}",
-                        s.body_text,
-                    )
-                    for p, s in entries
-                ],
-            )
-            connection.execute(
-                "UPDATE webmail_index_progress SET last_id = MAX(last_id, ?)", (max(p.id for p, _ in entries),)
-            )
-
         if entries:
-            await self._db.write(work)
+            await self._db.write(lambda connection: store_index(connection, entries))
 
 
 def _delete_local(connection: sqlite3.Connection, mailbox: str, message_id: int) -> bool:

@@ -90,4 +90,34 @@ CREATE TABLE webmail_auth_failures (
 );
 CREATE INDEX webmail_auth_failures_by_key ON webmail_auth_failures (key, at);
 """,
+    """
+-- Message and unread counts per folder, kept by triggers so lists never count 100,000 rows.
+CREATE TABLE webmail_folder_counts (
+    mailbox TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    unread INTEGER NOT NULL,
+    PRIMARY KEY (mailbox, folder)
+);
+INSERT INTO webmail_folder_counts (mailbox, folder, total, unread)
+    SELECT mailbox, folder, COUNT(*), SUM(seen = 0) FROM mailbox_messages WHERE expunged = 0 GROUP BY mailbox, folder;
+CREATE TRIGGER mailbox_messages_counted_on_insert AFTER INSERT ON mailbox_messages WHEN NEW.expunged = 0
+BEGIN
+    INSERT INTO webmail_folder_counts (mailbox, folder, total, unread) VALUES (NEW.mailbox, NEW.folder, 1, NEW.seen = 0)
+    ON CONFLICT (mailbox, folder) DO UPDATE SET total = total + 1, unread = unread + (NEW.seen = 0);
+END;
+CREATE TRIGGER mailbox_messages_counted_on_delete AFTER DELETE ON mailbox_messages WHEN OLD.expunged = 0
+BEGIN
+    UPDATE webmail_folder_counts SET total = total - 1, unread = unread - (OLD.seen = 0)
+    WHERE mailbox = OLD.mailbox AND folder = OLD.folder;
+END;
+CREATE TRIGGER mailbox_messages_counted_on_update AFTER UPDATE OF mailbox, folder, flags, expunged ON mailbox_messages
+BEGIN
+    UPDATE webmail_folder_counts SET total = total - 1, unread = unread - (OLD.seen = 0)
+    WHERE OLD.expunged = 0 AND mailbox = OLD.mailbox AND folder = OLD.folder;
+    INSERT INTO webmail_folder_counts (mailbox, folder, total, unread)
+    SELECT NEW.mailbox, NEW.folder, 1, NEW.seen = 0 WHERE NEW.expunged = 0
+    ON CONFLICT (mailbox, folder) DO UPDATE SET total = total + 1, unread = unread + (NEW.seen = 0);
+END;
+""",
 )

@@ -190,3 +190,17 @@ async def test_activation_link_needs_a_public_url(client: WebmailClient) -> None
     await client.get("/activate")
     response = await client.post("/activate", {"address": "bob@example.com"})
     assert response.status_code == 503 and "not set up" in response.text
+
+
+async def test_throttle_sees_the_client_behind_the_local_reverse_proxy(client: WebmailClient, wm: Running) -> None:
+    proxied = {"X-Forwarded-For": "203.0.113.5"}
+    await client.get("/login")
+    for _ in range(2):
+        response = await client.post(
+            "/login", {"address": "bob@example.com", "password": "wrong password!"}, headers=proxied
+        )
+        assert response.status_code == 401
+    failures = await wm.store.webmail_auth.failure_counts("account:bob@example.com", "ip:203.0.113.5", 0)
+    assert failures.ip == 2
+    direct = await wm.store.webmail_auth.failure_counts("account:bob@example.com", "ip:127.0.0.1", 0)
+    assert direct.ip == 0
