@@ -105,3 +105,16 @@ def test_primary_down_during_replay_returns_to_failed_over() -> None:
     restoring = _step(_step(_step(FailoverRecord(), E.HEALTH_DOWN), E.SWITCH_SUCCEEDED, Routing.STANDBY), E.HEALTH_UP)
     step = apply(restoring, E.HEALTH_DOWN, at=50, actor="monitor", reason="down again")
     assert step.record.state is S.FAILED_OVER and step.actions == (Action.STOP_REPLAY,) and step.record.automatic
+
+
+def test_the_documented_diagram_is_the_table() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[3] / "docs" / "failover.md").read_text()
+    edges: dict[tuple[str, str], list[str]] = {}
+    for (state, event), target in TRANSITIONS.items():
+        if isinstance(target, FailoverState):
+            edges.setdefault((state.value, target.value), []).append(event.value)
+    lines = {f"    {source} --> {target}: {', '.join(events)}" for (source, target), events in edges.items()}
+    drawn = {line for line in doc.splitlines() if " --> " in line and not line.strip().startswith("[*]")}
+    assert drawn == lines
