@@ -204,3 +204,20 @@ async def test_security_banner_from_the_filter_verdict(wm: Running, client: Webm
     await wm.store.verdicts.record(bec.queue_id, quarantined)
     danger = (await client.get(f"/mail/message/{bec.id}")).text
     assert 'class="banner danger"' in danger and "This message looks dangerous" in danger
+
+
+async def test_quarantine_view_lists_held_mail_with_the_reason(tmp_path: Path) -> None:
+    async with webmail_appliance(tmp_path / "held", filters={"policy": {"actions": {"bec": "quarantine"}}}) as running:
+        web = WebmailClient(running)
+        try:
+            await web.login()
+            empty = await web.get("/mail/quarantine")
+            assert "Nothing is held for you." in empty.text
+            await deliver(running, mail("Updated payment details", "Please use our new bank account for all invoices."))
+            page = (await web.get("/mail/quarantine")).text
+            table = page.split('id="quarantine"', 1)[1]
+            assert "Updated payment details" in table and "bank" in table.split("</tr>", 2)[1]
+            assert (await running.store.webmail.page(ALICE, "INBOX", 0, 10))[1] == 0  # in no folder
+            assert 'href="/mail/message/' not in table
+        finally:
+            await web.close()

@@ -239,3 +239,25 @@ async def test_outbound_mail_goes_through_the_filter_pipeline(
     assert await wm.store.outbound.next_due() is None
     await asyncio.sleep(0.3)
     assert not [path for path in sink.dump_dir.iterdir() if path.is_file()]
+
+
+async def test_forward_keeps_the_attachments_chosen(wm: Running, client: WebmailClient, sink: SmtpSink) -> None:
+    original = mail("Plans", "Both files attached.", sender="Sam <sam@remote.test>")
+    original.add_attachment(b"floor plan", maintype="application", subtype="pdf", filename="floor.pdf")
+    original.add_attachment(b"budget", maintype="text", subtype="csv", filename="budget.csv")
+    await deliver(wm, original)
+    await client.login()
+    [row] = (await wm.store.webmail.page(ALICE, "INBOX", 0, 10))[0]
+    form = await client.get("/mail/compose", params={"mode": "forward", "id": row.id})
+    assert 'value="Fwd: Plans"' in form.text and "floor.pdf" in form.text and "budget.csv" in form.text
+    keep = re.findall(r'name="keep" value="(\d+)"', form.text)
+    assert len(keep) == 2
+    sent = await client.post(
+        "/mail/compose",
+        {"to": "pat@remote.test", "subject": "Fwd: Plans", "body": "FYI", "source_id": row.id, "keep": keep[:1],
+         "action": "send"},
+    )  # fmt: skip
+    assert sent.status_code == 303
+    [received] = await asyncio.to_thread(sink.messages)
+    names = [part.get_filename() for part in received.iter_attachments()]  # type: ignore[attr-defined]
+    assert names == ["floor.pdf"]

@@ -47,6 +47,20 @@ async def folder_page(
     )
 
 
+@get("/mail/quarantine")
+async def quarantine_page(request: Request[Any, Any, Any], user: UserDep, services: ServicesDep) -> Response[Any]:
+    """Mail for this mailbox the security filter held: listed with the reason, never opened here."""
+    held = await services.store.quarantine.list(limit=200, mailbox=user.mailbox)
+    reasons = {}
+    for entry in held:
+        verdict = await services.store.verdicts.get(entry.queue_id)
+        if verdict is not None:
+            reasons[entry.queue_id] = "; ".join(dict.fromkeys(f.message for f in verdict.findings)) or "; ".join(
+                verdict.reasons
+            )
+    return await render_page(request, user, "quarantine.html", folder="", held=held, reasons=reasons, search="")
+
+
 @get("/mail/search")
 async def search_page(
     request: Request[Any, Any, Any],

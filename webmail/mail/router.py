@@ -43,6 +43,7 @@ def webmail_routers(services: WebmailServices) -> list[Router]:
             folder_routes.home,
             folder_routes.folder_page,
             folder_routes.search_page,
+            folder_routes.quarantine_page,
             folder_routes.list_actions,
             folder_routes.empty_trash,
             folder_routes.create_folder,
