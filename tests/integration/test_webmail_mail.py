@@ -65,7 +65,8 @@ async def test_list_pages_and_markers(wm: Running, client: WebmailClient) -> Non
     assert 'aria-label="23 unread"' in first.text
     last = await client.get("/mail", params={"page": 3})
     assert "Message number 00" in last.text and len(_ids(last.text)) == 3
-    assert (await client.get("/mail", params={"page": 0})).status_code == 400
+    bad_page = await client.get("/mail", params={"page": 0})
+    assert bad_page.status_code == 400 and "The request was not understood" in bad_page.text
     assert (await client.get("/mail", params={"folder": "Nope"})).status_code == 404
 
 
@@ -219,5 +220,22 @@ async def test_quarantine_view_lists_held_mail_with_the_reason(tmp_path: Path) -
             assert "Updated payment details" in table and "bank" in table.split("</tr>", 2)[1]
             assert (await running.store.webmail.page(ALICE, "INBOX", 0, 10))[1] == 0  # in no folder
             assert 'href="/mail/message/' not in table
+        finally:
+            await web.close()
+
+
+async def test_oversized_upload_is_refused(tmp_path: Path) -> None:
+    async with webmail_appliance(tmp_path / "small", webmail={"max_upload_size": 4096}) as running:
+        web = WebmailClient(running)
+        try:
+            await web.login()
+            await web.get("/mail/compose")
+            response = await web.post(
+                "/mail/compose",
+                {"to": "x@remote.test", "subject": "big", "body": "b", "action": "send"},
+                files={"attachments": ("big.bin", b"\0" * 20_000, "application/octet-stream")},
+            )
+            assert response.status_code == 413 and "larger than the limit of 0.0 MB" in response.text
+            assert await running.store.outbound.next_due() is None
         finally:
             await web.close()

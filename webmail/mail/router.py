@@ -7,11 +7,12 @@ from typing import Any
 
 from litestar import Response, Router
 from litestar.di import Provide
+from litestar.exceptions import HTTPException
 from litestar.static_files import create_static_files_router
 
 from webmail.mail import auth_routes, compose_routes, folder_routes, message_routes, settings_routes
 from webmail.mail.services import WebmailServices
-from webmail.mail.web import LoginRequiredError, check_request, login_required_handler, provide_user
+from webmail.mail.web import LoginRequiredError, check_request, http_error_handler, login_required_handler, provide_user
 
 _STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -66,7 +67,7 @@ def webmail_routers(services: WebmailServices) -> list[Router]:
             "services": Provide(provide_services, sync_to_thread=False),
         },
         before_request=check_request,
-        exception_handlers={LoginRequiredError: login_required_handler},
+        exception_handlers={LoginRequiredError: login_required_handler, HTTPException: http_error_handler},
         request_max_body_size=services.settings.webmail.max_upload_size,
         include_in_schema=False,
     )

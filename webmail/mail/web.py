@@ -13,9 +13,15 @@ from litestar import Request, Response
 from litestar.datastructures import Cookie, FormMultiDict
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
+from litestar.exceptions import HTTPException
 from litestar.params import SkipValidation
 from litestar.response import Redirect
-from litestar.status_codes import HTTP_303_SEE_OTHER
+from litestar.status_codes import (
+    HTTP_303_SEE_OTHER,
+    HTTP_404_NOT_FOUND,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+)
 
 from continuity.core.mail_folders import StandardFolder
 from continuity.core.webmail_models import SessionRecord, SessionStage
@@ -161,6 +167,19 @@ async def provide_user(request: Request[Any, Any, Any]) -> User:
         await services_of(request).sessions.end(session)
         raise LoginRequiredError
     return User(mailbox.address, mailbox.display_name, session)
+
+
+def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Client errors of the webmail as a page with a sentence (not litestar's JSON)."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+        limit = services_of(request).settings.webmail.max_upload_size / 1_048_576
+        return error_page(f"The message with its attachments is larger than the limit of {limit:.1f} MB.", 413)
+    if exc.status_code == HTTP_404_NOT_FOUND:
+        return error_page("There is no such page.", 404)
+    if exc.status_code < HTTP_500_INTERNAL_SERVER_ERROR:
+        return error_page(f"The request was not understood: {exc.detail}", exc.status_code)
+    return error_page("Something went wrong on the server; try again.", exc.status_code)
 
 
 def login_required_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
