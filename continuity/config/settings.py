@@ -23,6 +23,7 @@ from continuity.config.monitor import MonitorSettings
 from continuity.config.notify import NotifySettings
 from continuity.config.outbound import OutboundSettings
 from continuity.config.primary import PrimarySettings
+from continuity.config.replay import ReplaySettings
 from continuity.config.smtp import SmtpSettings
 from continuity.config.storage import StorageSettings
 from continuity.config.web import WebSettings
@@ -74,6 +75,7 @@ class Settings(BaseSettings):
     dns: DnsSettings = Field(default_factory=DnsSettings, description="DNS switching (RFC 2136 with TSIG).")
     notify: NotifySettings = Field(default_factory=NotifySettings, description="State-change notifications.")
     outbound: OutboundSettings = Field(default_factory=OutboundSettings, description="Outbound delivery.")
+    replay: ReplaySettings = Field(default_factory=ReplaySettings, description="Replay into the primary.")
 
     @field_validator("domains")
     @classmethod

@@ -88,6 +88,9 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     filters = FilterService(settings, store.filter_memory, store.mailboxes) if settings.filters.enabled else None
     if filters is not None:
         await filters.start()
+    # --- replay (issue 7): the replayer judges every message again with the same pipeline ---
+    if failover.replay is not None:
+        failover.replay.use_pipeline(filters.pipeline if filters is not None else None)
     ingest = IngestService(
         domains=frozenset(settings.domains),
         directory=directory,

@@ -24,6 +24,7 @@ from continuity.core.failover import (
     Routing,
     Step,
     TransitionError,
+    allowed,
     apply,
     pending_actions,
 )
@@ -87,6 +88,8 @@ class FailoverController:
         self._backoff = _Backoff(retry_initial, retry_max)
         self._lock = asyncio.Lock()
         self.record = FailoverRecord()
+        # Says why an operator's failback may not start yet (the hold-down), or None (issue 7).
+        self.failback_guard: Callable[[], str | None] | None = None
 
     async def load(self) -> FailoverRecord:
         """Read the stored record (at start-up)."""
@@ -226,10 +229,22 @@ class FailoverController:
         await self._switch(to)
         return f"switch to the {to.value} attempted: now {self.record.state.value}"
 
+    async def _failback_refusal(self, event: FailoverEvent) -> str | None:
+        if event is not FailoverEvent.OPERATOR_FAILBACK or self.failback_guard is None:
+            return None
+        if not allowed((await self._store.failover.load()).state, event):
+            return None  # the state machine's own refusal says more
+        return self.failback_guard()
+
     async def process_commands(self) -> int:
         """Carry out pending operator commands in order; returns how many were handled."""
         commands = await self._store.failover.pending()
         for command in commands:
+            refusal = await self._failback_refusal(command.event)
+            if refusal is not None:
+                await self._store.failover.finish(command.id, CommandStatus.REJECTED, refusal)
+                log.warning("operator failback by %s refused: %s", command.actor, refusal)
+                continue
             try:
                 step = await self.fire(
                     command.event, actor=command.actor, reason=command.note or command.event.value, act=False

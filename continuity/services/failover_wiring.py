@@ -16,6 +16,7 @@ from continuity.adapters.dns_update import MxUpdater, TsigCredentials
 from continuity.adapters.smtp_client import SmtpDelivery
 from continuity.config.failover import SwitchMode
 from continuity.config.settings import Settings
+from continuity.core.failback_guard import failback_refusal
 from continuity.errors import ContinuityError
 from continuity.services.failover_control import FailoverController
 from continuity.services.gateway import GatewaySwitcher, RelayGate, RelayWorker, tls_context
@@ -23,7 +24,8 @@ from continuity.services.metrics import FailoverMetrics
 from continuity.services.monitor import Monitor
 from continuity.services.notifier import Notifier
 from continuity.services.probe_runner import PrimaryProbes
-from continuity.services.replay_hook import QueueWatch, Replayer
+from continuity.services.replay_hook import Replayer
+from continuity.services.replayer import ReplayService
 from continuity.services.switcher import DnsSwitcher, Switcher
 from continuity.store.protocol import Store
 
@@ -45,12 +47,16 @@ class FailoverServices:
     monitor: Monitor | None = None
     relay: RelayWorker | None = None
     probes: PrimaryProbes | None = None
+    # The replayer RESTORING drives (issue 7); None when another Replayer was passed in.
+    replay: ReplayService | None = None
     tasks: list[tuple[str, Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     async def close(self) -> None:
-        """Stop what runs beside the tasks (the canary probe, notifications in flight)."""
+        """Stop what runs beside the tasks (the canary probe, notifications and replay outcomes in flight)."""
         if self.probes is not None:
             await self.probes.close()
+        if self.replay is not None:
+            await self.replay.close()
         await self.notifier.drain()
 
 
@@ -93,10 +99,13 @@ def build_failover(
     relay = RelayWorker(store, gate, settings.primary, settings.failover, settings.smtp.hostname, tls)
     mail = SmtpDelivery(settings.outbound, settings.smtp.hostname) if settings.notify.admin_emails else None
     notifier = Notifier(settings.notify, mail, settings.smtp.hostname)
+    replay: ReplayService | None = None
+    if replayer is None:
+        replay = replayer = ReplayService(settings, store)
     controller = FailoverController(
         store,
         build_switcher(settings, store, relay, drain),
-        replayer or QueueWatch(store),
+        replayer,
         notifier=notifier,
         gate=gate,
         metrics=metrics,
@@ -104,7 +113,12 @@ def build_failover(
         retry_initial=settings.failover.retry_initial,
         retry_max=settings.failover.retry_max,
     )
-    services = FailoverServices(controller, gate, metrics, notifier)
+    services = FailoverServices(controller, gate, metrics, notifier, replay=replay)
+    policy = monitor_settings.policy()
+    # --- replay (issue 7): follows the controller's state; an operator's failback waits for the hold-down ---
+    if replay is not None:
+        replay.follow(lambda: controller.record)
+    controller.failback_guard = lambda: failback_refusal(None, policy, probing=False)
     if not background:
         return services
     probing = settings.primary.configured and monitor_settings.enabled
@@ -119,6 +133,11 @@ def build_failover(
         metrics=metrics,
     )
     services.tasks.append(("failover-monitor", services.monitor.run()))
+    monitor = services.monitor
+    if services.probes is not None:
+        controller.failback_guard = lambda: failback_refusal(monitor.last_assessment, policy, probing=True)
+    if replay is not None:
+        services.tasks.append(("replay", replay.run()))
     if gateway and settings.primary.configured:
         services.relay = relay
         services.tasks.append(("gateway-relay", relay.run()))

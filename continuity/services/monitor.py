@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from continuity.core.health import HealthPolicy, HealthTracker
+from continuity.core.health import HealthAssessment, HealthPolicy, HealthTracker
 from continuity.core.monitor_decision import decide
 from continuity.core.probes import ProbeResult
 from continuity.errors import ContinuityError
@@ -49,6 +49,7 @@ class Monitor:
         self._clock = clock
         self.cycles = 0
         self.last_results: list[ProbeResult] = []
+        self.last_assessment: HealthAssessment | None = None
 
     async def cycle(self) -> str:
         """One monitor cycle; returns (and logs) the decision sentence."""
@@ -64,6 +65,7 @@ class Monitor:
             self._metrics.observe(results)
             self._metrics.queue_depth.set(await self._store.messages.count())
         assessment = self.tracker.observe(results, now)
+        self.last_assessment = assessment
         decision = decide(self._controller.record, assessment)
         sentence = decision.sentence
         if decision.event is not None:

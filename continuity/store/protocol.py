@@ -15,6 +15,7 @@ from continuity.core.audit import AuditEntry, AuditRecord, ChainVerdict
 from continuity.core.models import DirectoryEntry, IncomingMessage, Mailbox, QueueEntry, UpsertOutcome
 from continuity.store.failover_protocol import FailoverRepository
 from continuity.store.filters_protocol import FilterMemoryRepository, QuarantineRepository, VerdictRepository
+from continuity.store.replay_protocol import ReplayRepository
 from continuity.store.webmail_protocol import OutboundRepository, WebmailAuthRepository, WebmailRepository
 
 
@@ -179,6 +180,11 @@ class Store(Protocol):
     @property
     def quarantine(self) -> QuarantineRepository:
         """Held messages: list, release, delete."""
+        ...
+
+    @property
+    def replay(self) -> ReplayRepository:
+        """Replay runs and the per-recipient replay journal (continuity.store.replay_protocol)."""
         ...
 
     async def close(self) -> None:

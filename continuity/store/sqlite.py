@@ -18,8 +18,10 @@ from continuity.store.sqlite_filters import (
     insert_verdict_rows,
 )
 from continuity.store.sqlite_mailboxes import SqliteMailboxRepository
-from continuity.store.sqlite_outbound import OUTBOUND_MIGRATIONS, SqliteOutboundRepository
 from continuity.store.sqlite_messages import SqliteMessageRepository
+from continuity.store.sqlite_outbound import OUTBOUND_MIGRATIONS, SqliteOutboundRepository
+from continuity.store.sqlite_replay import SqliteReplayRepository
+from continuity.store.sqlite_replay_schema import REPLAY_MIGRATIONS
 from continuity.store.sqlite_schema import CORE_MIGRATIONS
 from continuity.store.sqlite_webmail import SqliteWebmailRepository
 from continuity.store.sqlite_webmail_auth import SqliteWebmailAuthRepository
@@ -33,6 +35,7 @@ MIGRATIONS: Sequence[tuple[str, Sequence[str]]] = (
     ("webmail", WEBMAIL_MIGRATIONS),
     ("outbound", OUTBOUND_MIGRATIONS),
     ("filters", FILTER_MIGRATIONS),
+    ("replay", REPLAY_MIGRATIONS),
 )
 
 
@@ -52,6 +55,7 @@ class SqliteStore:
         self._verdicts = SqliteVerdictRepository(self.database)
         self._filter_memory = SqliteFilterMemoryRepository(self.database)
         self._quarantine = SqliteQuarantineRepository(self.database, self.blob_store)
+        self._replay = SqliteReplayRepository(self.database, self.blob_store)
 
     @property
     def mailboxes(self) -> SqliteMailboxRepository:
@@ -96,6 +100,10 @@ class SqliteStore:
     @property
     def quarantine(self) -> SqliteQuarantineRepository:
         return self._quarantine
+
+    @property
+    def replay(self) -> SqliteReplayRepository:
+        return self._replay
 
     def open_sync(self, *, recover: bool) -> None:
         """Create or migrate the database and the blob tree; blocking."""

@@ -1,0 +1,295 @@
+"""IMAP sessions into the primary's mailboxes for the replay (aioimaplib): APPEND, look-ups, moves.
+
+One :class:`MailboxSession` is one IMAPS connection logged in to one mailbox as the
+master user. Every argument built from stored data goes through
+continuity.core.imap_syntax first (aioimaplib sends arguments as given). Answers are
+turned into typed outcomes (continuity.core.replay_journal.Attempt): delivered,
+throttled ("NO [LIMIT] server busy"), deferred or failed; a broken connection raises
+:class:`ImapSessionError` so the caller reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+import aioimaplib
+
+from continuity.core.imap_syntax import (
+    ImapSyntaxError,
+    check_literal,
+    decode_mailbox,
+    flag_list,
+    internal_date,
+    mailbox_argument,
+    quote,
+    sequence_set,
+)
+from continuity.core.replay_journal import Attempt, OutcomeKind, classify_imap_no
+from continuity.core.replay_plan import MARKER_FIELD, parse_marker_fields
+
+_FETCH_MARKER = f"(BODY.PEEK[HEADER.FIELDS ({MARKER_FIELD.upper()})])"
+_LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delim>NIL|"(?:\\.|[^"])*") (?P<name>.*)$')
+_UID = re.compile(rb"UID (\d+)")
+
+
+class ImapSessionError(Exception):
+    """The session cannot go on (connection lost, login refused, server busy at login)."""
+
+    def __init__(self, kind: OutcomeKind, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class ImapTarget:
+    """Where the primary's IMAP is and how the master user logs in to a mailbox."""
+
+    host: str
+    port: int
+    tls: ssl.SSLContext
+    timeout: float
+    master_user: str
+    master_password: str
+    login_format: str = "{mailbox}*{master}"
+
+    def login_name(self, mailbox: str) -> str:
+        """The login name that opens mailbox as the master user."""
+        local, _, domain = mailbox.partition("@")
+        return self.login_format.format(mailbox=mailbox, local=local, domain=domain, master=self.master_user)
+
+
+def _text(lines: list[bytes | bytearray | str]) -> str:
+    parts = [line.decode(errors="replace") if isinstance(line, bytes | bytearray) else line for line in lines]
+    return " ".join(part for part in parts if part).strip()
+
+
+def _numbers(lines: list[bytes | bytearray | str]) -> list[int]:
+    numbers: list[int] = []
+    for line in lines[:-1]:
+        if isinstance(line, bytes | bytearray):
+            numbers += [int(word) for word in bytes(line).split() if word.isdigit()]
+    return numbers
+
+
+def _unquote(raw: bytes) -> str:
+    text = raw.decode("ascii", errors="replace")
+    if text.startswith('"') and text.endswith('"'):
+        text = re.sub(r"\\(.)", r"\1", text[1:-1])
+    return text
+
+
+class MailboxSession:
+    """One connection, logged in to one mailbox."""
+
+    def __init__(self, client: aioimaplib.IMAP4_SSL, mailbox: str, delimiter: str | None) -> None:
+        self._client = client
+        self.mailbox = mailbox
+        self.delimiter = delimiter
+        self._selected: str | None = None
+        self._known: set[str] = set()
+
+    @classmethod
+    async def open(cls, target: ImapTarget, mailbox: str) -> MailboxSession:
+        """Connect and log in; ImapSessionError when the primary refuses or is unreachable."""
+        client = aioimaplib.IMAP4_SSL(
+            host=target.host, port=target.port, timeout=target.timeout, ssl_context=target.tls
+        )
+        try:
+            await client.wait_hello_from_server()
+            login = await client.login(quote(target.login_name(mailbox)), target.master_password)
+            if login.result != "OK":
+                detail = f"login to {mailbox} as {target.master_user} refused: {_text(login.lines)}"
+                kind = classify_imap_no(detail)
+                raise ImapSessionError(
+                    OutcomeKind.THROTTLED if kind is OutcomeKind.THROTTLED else OutcomeKind.DEFERRED, detail
+                )
+            listing = await client.list('""', '""')
+            delimiter = None
+            for line in listing.lines[:-1]:
+                found = _LIST_LINE.match(bytes(line)) if isinstance(line, bytes | bytearray) else None
+                if found and found.group("delim") != b"NIL":
+                    delimiter = _unquote(found.group("delim")) or None
+            return cls(client, mailbox, delimiter)
+        except ImapSessionError:
+            _drop(client)
+            raise
+        except ImapSyntaxError as exc:
+            _drop(client)
+            raise ImapSessionError(OutcomeKind.FAILED, f"cannot log in to {mailbox}: {exc}") from None
+        except (TimeoutError, OSError, ssl.SSLError, aioimaplib.AioImapException) as exc:
+            _drop(client)
+            raise ImapSessionError(
+                OutcomeKind.DEFERRED, f"IMAP {target.host}:{target.port}: {_describe(exc)}"
+            ) from None
+
+    async def close(self) -> None:
+        """Log out (best effort) and close the connection."""
+        try:
+            await asyncio.wait_for(self._client.logout(), 5)
+        except (TimeoutError, OSError, ssl.SSLError, aioimaplib.AioImapException):
+            pass
+        finally:
+            _drop(self._client)
+
+    # -- delivering -------------------------------------------------------------------------
+
+    async def append(self, folder: str, data: bytes, flags: tuple[str, ...], date: float) -> Attempt:
+        """APPEND data into folder (created when missing) with flags and INTERNALDATE date."""
+        started = time.monotonic()
+        try:
+            check_literal(data)
+            name = mailbox_argument(folder)
+        except ImapSyntaxError as exc:
+            return Attempt(OutcomeKind.FAILED, str(exc))
+        for _ in range(2):
+            response = await self._call(
+                self._client.append(data, mailbox=name, flags=flag_list(flags), date=internal_date(date))
+            )
+            text = _text(response.lines)
+            if response.result == "OK":
+                self._known.add(folder)
+                return Attempt(OutcomeKind.DELIVERED, text[:200], latency=time.monotonic() - started)
+            if response.result == "NO" and "[TRYCREATE]" in text.upper():
+                problem = await self.create(folder)
+                if problem is not None:
+                    return problem
+                continue
+            if response.result == "NO":
+                return Attempt(classify_imap_no(text), f"APPEND to {folder}: {text}"[:300])
+            return Attempt(OutcomeKind.FAILED, f"APPEND to {folder} answered {response.result}: {text}"[:300])
+        return Attempt(OutcomeKind.DEFERRED, f"APPEND to {folder}: the folder could not be created")
+
+    async def create(self, folder: str) -> Attempt | None:
+        """Create folder; None when it exists now, otherwise why not."""
+        response = await self._call(self._client.create(mailbox_argument(folder)))
+        text = _text(response.lines)
+        if response.result == "OK" or "[ALREADYEXISTS]" in text.upper():
+            self._known.add(folder)
+            return None
+        kind = classify_imap_no(text) if response.result == "NO" else OutcomeKind.FAILED
+        return Attempt(kind, f"CREATE {folder}: {text}"[:300])
+
+    # -- looking ----------------------------------------------------------------------------
+
+    async def _select(self, folder: str) -> bool:
+        if self._selected == folder:
+            return True
+        response = await self._call(self._client.select(mailbox_argument(folder)))
+        self._selected = folder if response.result == "OK" else None
+        if response.result != "OK" and self._client.protocol is not None:
+            # A failed SELECT leaves the server in the authenticated state (RFC 3501 6.3.1).
+            self._client.protocol.state = aioimaplib.AUTH
+        return bool(response.result == "OK")
+
+    async def _fetch_markers(self, numbers: list[int], *, by_uid: bool) -> list[tuple[int, str]]:
+        """(number, marker) pairs of the given messages; number is the UID when by_uid."""
+        found: list[tuple[int, str]] = []
+        for start in range(0, len(numbers), 2000):
+            chunk = sequence_set(numbers[start : start + 2000])
+            if by_uid:
+                response = await self._call(self._client.uid("fetch", chunk, _FETCH_MARKER))
+            else:
+                response = await self._call(self._client.fetch(chunk, _FETCH_MARKER))
+            current = 0
+            for line in response.lines:
+                if isinstance(line, bytearray):
+                    found += [(current, value) for value in parse_marker_fields(bytes(line))]
+                elif isinstance(line, bytes):
+                    uid = _UID.search(line)
+                    head = line.split(b" ", 1)[0]
+                    current = int(uid.group(1)) if by_uid and uid else int(head) if head.isdigit() else current
+        return found
+
+    async def _search(self, *criteria: str) -> list[int]:
+        response = await self._call(self._client.uid_search(*criteria, charset=None))
+        return _numbers(response.lines) if response.result == "OK" else []
+
+    async def find(self, folder: str, message_id: str, marker: str) -> int | None:
+        """The UID of our earlier copy (same Message-ID and same content hash) in folder, or None."""
+        if not await self._select(folder):
+            return None
+        try:
+            criteria = ("HEADER", "Message-ID", quote(message_id)) if message_id else None
+        except ImapSyntaxError:
+            criteria = None
+        if criteria is None:
+            criteria = ("HEADER", MARKER_FIELD, quote(marker.split(";", 1)[0]))
+        uids = await self._search(*criteria)
+        if not uids:
+            return None
+        for uid, value in await self._fetch_markers(uids, by_uid=True):
+            if value == marker:
+                return uid
+        return None
+
+    async def markers(self, folder: str) -> list[str] | None:
+        """Every replay marker in folder (one per copy), or None when the folder does not exist."""
+        if not await self._select(folder):
+            return None
+        response = await self._call(self._client.search("HEADER", MARKER_FIELD, '""', charset=None))
+        numbers = _numbers(response.lines) if response.result == "OK" else []
+        if not numbers:
+            return []
+        return [value for _, value in await self._fetch_markers(numbers, by_uid=False)]
+
+    async def folders(self) -> list[str]:
+        """Every folder of the mailbox (decoded names)."""
+        response = await self._call(self._client.list('""', '"*"'))
+        names = []
+        for line in response.lines[:-1]:
+            found = _LIST_LINE.match(bytes(line)) if isinstance(line, bytes | bytearray) else None
+            if found and b"\\noselect" not in found.group("flags").lower():
+                names.append(decode_mailbox(_unquote(found.group("name"))))
+        return names
+
+    async def relocate(self, uid_folder: str, uid: int, folder: str, flags: tuple[str, ...]) -> Attempt:
+        """Give the copy uid in uid_folder these flags and move it to folder (resync after a webmail change)."""
+        if not await self._select(uid_folder):
+            return Attempt(OutcomeKind.DEFERRED, f"cannot select {uid_folder}")
+        response = await self._call(self._client.uid("store", str(uid), "FLAGS", flag_list(flags)))
+        if response.result != "OK":
+            return Attempt(OutcomeKind.DEFERRED, f"STORE in {uid_folder}: {_text(response.lines)}"[:300])
+        if folder == uid_folder:
+            return Attempt(OutcomeKind.DELIVERED, "flags updated")
+        if folder not in self._known:
+            problem = await self.create(folder)
+            if problem is not None:
+                return problem
+        target = mailbox_argument(folder)
+        if "MOVE" in self._client.protocol.capabilities:
+            response = await self._call(self._client.uid("move", str(uid), target))
+        else:
+            response = await self._call(self._client.uid("copy", str(uid), target))
+            if response.result == "OK":
+                await self._call(self._client.uid("store", str(uid), "+FLAGS", "(\\Deleted)"))
+                await self._call(self._client.uid("expunge", str(uid)))
+        if response.result != "OK":
+            return Attempt(OutcomeKind.DEFERRED, f"MOVE to {folder}: {_text(response.lines)}"[:300])
+        self._selected = None if self._selected == folder else self._selected
+        return Attempt(OutcomeKind.DELIVERED, f"moved from {uid_folder}")
+
+    async def _call(self, awaitable: Awaitable[Any]) -> Any:
+        try:
+            return await awaitable
+        except (TimeoutError, OSError, ssl.SSLError, aioimaplib.AioImapException) as exc:
+            _drop(self._client)
+            raise ImapSessionError(
+                OutcomeKind.DEFERRED, f"IMAP connection to {self.mailbox} lost: {_describe(exc)}"
+            ) from None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _drop(client: aioimaplib.IMAP4_SSL) -> None:
+    protocol = client.protocol
+    if protocol is not None and protocol.transport is not None:
+        protocol.transport.close()

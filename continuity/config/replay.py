@@ -1,0 +1,160 @@
+"""Settings of the replay into the primary (the ``[replay]`` table and ``[replay.folders]``).
+
+The replay runs in RESTORING: every message the standby received or users wrote in the
+webmail goes back into the primary, over IMAP (APPEND as a master user, into the folder
+the user left it in, with its flags) or, for received mail, over SMTP to the primary's
+receive connector. docs/replay.md explains each setting's effect.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from continuity.config.outbound import TlsPolicy
+
+_DAY = 86400.0
+
+
+class ReplayMethod(StrEnum):
+    """How received mail reaches the primary."""
+
+    # IMAP APPEND into the user's folder with flags and the original INTERNALDATE.
+    IMAP = "imap"
+    # SMTP to the receive connector (transport rules see it); lands in the Inbox, flags are not kept.
+    SMTP = "smtp"
+
+
+class DedupCheck(StrEnum):
+    """When the replay looks for an earlier copy on the primary before delivering."""
+
+    # Only for a message whose earlier attempt may have reached the primary (interrupted, timed out).
+    ATTEMPTED = "attempted"
+    # Before every delivery (slower on large folders).
+    ALWAYS = "always"
+
+
+class ReplayFolders(BaseModel):
+    """Names of the standard folders on the primary (Exchange's well-known folders by default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inbox: str = Field(default="INBOX", description="The Inbox on the primary.")
+    sent: str = Field(default="Sent Items", description="Where mail sent from the webmail goes.")
+    drafts: str = Field(default="Drafts", description="Where drafts written in the webmail go.")
+    trash: str = Field(default="Deleted Items", description="Where mail deleted in the webmail goes.")
+    junk: str = Field(default="Junk Email", description="Where mail in the webmail's Junk folder goes.")
+    user_parent: str = Field(
+        default="", description="Parent folder of the folders users created (empty: at the top level, beside Inbox)."
+    )
+
+    @field_validator("inbox", "sent", "drafts", "trash", "junk", "user_parent")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        text = value.strip()
+        if any(not char.isprintable() for char in text):
+            raise ValueError("must not contain control characters")
+        return text
+
+
+class ReplaySettings(BaseModel):
+    """Replay of the standby's mail into the primary after restoration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Replay into the primary in RESTORING (needs [primary] host).")
+    method: ReplayMethod = Field(
+        default=ReplayMethod.IMAP,
+        description="imap: APPEND into the user's folders with flags; smtp: received mail to the receive connector.",
+    )
+    master_user: str = Field(
+        default="", description="IMAP account allowed to open every mailbox (Dovecot master user, Exchange admin)."
+    )
+    master_password: SecretStr | None = Field(default=None, description="Password of the master user.")
+    login_format: str = Field(
+        default="{mailbox}*{master}",
+        description=(
+            "IMAP login name for a mailbox; placeholders {mailbox}, {local}, {domain}, {master} "
+            "(Dovecot: '{mailbox}*{master}', Exchange: '{domain}/{master}/{local}')."
+        ),
+    )
+    tls_verify: bool = Field(default=True, description="Verify the primary's IMAP and SMTP certificates.")
+    ca_file: Path | None = Field(default=None, description="PEM CA bundle for the primary's certificates.")
+    smtp_tls: TlsPolicy = Field(default=TlsPolicy.OPPORTUNISTIC, description="TLS policy of SMTP replay.")
+    concurrency: int = Field(default=4, ge=1, le=64, description="Most deliveries in flight at once (connections).")
+    connections_per_mailbox: int = Field(
+        default=2, ge=1, le=16, description="Most IMAP connections to one mailbox at once."
+    )
+    rate: float = Field(default=50.0, ge=0, description="Most messages per second (0: no limit).")
+    batch: int = Field(default=50, ge=1, le=1000, description="Messages claimed per mailbox at once.")
+    timeout: float = Field(default=60.0, gt=0, description="Seconds each IMAP or SMTP step may take.")
+    dedup_check: DedupCheck = Field(
+        default=DedupCheck.ATTEMPTED,
+        description="Look for an earlier copy (Message-ID and content hash) before an APPEND: attempted or always.",
+    )
+    retry_initial: float = Field(
+        default=60.0, gt=0, description="Seconds before retrying a deferred message; doubled per attempt."
+    )
+    retry_max: float = Field(default=3600.0, gt=0, description="Longest wait between retries of one message.")
+    give_up_after: float = Field(
+        default=5 * _DAY, gt=0, description="Seconds a deferred message is retried before it counts as failed."
+    )
+    warn_before: float = Field(
+        default=_DAY, ge=0, description="Seconds before giving up at which the admins are warned."
+    )
+    throttle_pause: float = Field(
+        default=2.0, gt=0, description="Pause after the primary throttles (4xx, 'server busy'); doubled while it lasts."
+    )
+    throttle_pause_max: float = Field(default=300.0, gt=0, description="Longest pause after throttling.")
+    latency_factor: float = Field(
+        default=3.0, gt=1, description="Slow down when delivery latency exceeds this multiple of its baseline."
+    )
+    keep_delivered_days: float = Field(
+        default=7.0, ge=0, description="Days replayed messages stay on the standby before they are pruned."
+    )
+    primary_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks the primary sends from (besides [primary] host); its mail is held after a compromise.",
+    )
+    stragglers: bool = Field(
+        default=True, description="After failback, replay mail that still reaches the standby (MX caches)."
+    )
+    poll: float = Field(default=2.0, gt=0, description="Seconds between looks for new work while replaying.")
+    manifest_dir: Path | None = Field(
+        default=None, description="Where manifests are written (default DATA_DIR/replay)."
+    )
+    folders: ReplayFolders = Field(default_factory=ReplayFolders, description="Folder names on the primary.")
+
+    @field_validator("login_format")
+    @classmethod
+    def _login_format(cls, value: str) -> str:
+        try:
+            value.format(mailbox="m", local="l", domain="d", master="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"unknown placeholder or bad braces ({exc}); use {{mailbox}} {{local}} {{domain}} {{master}}"
+            ) from None
+        return value
+
+    @field_validator("primary_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(item.strip(), strict=False)) for item in value]
+
+    @model_validator(mode="after")
+    def _pairs(self) -> ReplaySettings:
+        if bool(self.master_user) != (self.master_password is not None):
+            raise ValueError("master_user and master_password must be set together")
+        if self.retry_max < self.retry_initial:
+            raise ValueError("retry_max must not be shorter than retry_initial")
+        if self.warn_before >= self.give_up_after:
+            raise ValueError("warn_before must be shorter than give_up_after")
+        return self
+
+    @property
+    def imap_configured(self) -> bool:
+        """True when the master user is set (IMAP replay and every de-duplication check need it)."""
+        return bool(self.master_user)

@@ -1,0 +1,240 @@
+"""Delivering claimed journal items: IMAP APPEND (or a move after a webmail change) and SMTP.
+
+A batch is a set of items already marked ``delivering`` on disk. For each item the
+filter decision comes first; then, when an earlier attempt may have reached the primary
+(a crash, a timeout), the primary is searched for that copy (same Message-ID and the
+same content hash in the replay marker) before anything is sent. Each outcome is made
+durable (group commit) before the worker moves on. Every delivery passes the flow
+control first: a slot in the window, then the rate and any pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from continuity.adapters.imap_append import ImapSessionError, ImapTarget, MailboxSession
+from continuity.adapters.smtp_client import SmtpSession
+from continuity.core.replay_flow import FlowControl
+from continuity.core.replay_journal import Attempt, OutcomeKind, RetryPolicy, classify_smtp, resolve
+from continuity.core.replay_plan import Candidate, FolderMap, join_path, marker_value, plan_item
+from continuity.core.replay_records import ItemUpdate, JournalItem
+from continuity.services.replay_gate import GateAction, ReplayGate
+from continuity.store.group_commit import GroupCommitter
+
+log = logging.getLogger("continuity.replay")
+
+
+class FlowSlots:
+    """Admits deliveries into the flow control's window, then waits out its rate and pauses."""
+
+    def __init__(self, flow: FlowControl, clock: Callable[[], float] = time.monotonic) -> None:
+        self.flow = flow
+        self._clock = clock
+        self._in_flight = 0
+        self._condition = asyncio.Condition()
+
+    async def acquire(self) -> None:
+        """Wait for a slot."""
+        async with self._condition:
+            await self._condition.wait_for(lambda: self._in_flight < self.flow.permits)
+            self._in_flight += 1
+        delay = self.flow.delay(self._clock())
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def release(self) -> None:
+        """Give the slot back."""
+        async with self._condition:
+            self._in_flight -= 1
+            self._condition.notify_all()
+
+    def observe(self, attempt: Attempt) -> float:
+        """Feed an outcome to the flow control; returns the pause now in force (0 when none)."""
+        now = self._clock()
+        if attempt.kind is OutcomeKind.DELIVERED:
+            self.flow.succeeded(attempt.latency, now)
+        elif attempt.kind is OutcomeKind.THROTTLED:
+            return self.flow.throttled(now, attempt.detail)
+        return max(0.0, self.flow.paused_until - now)
+
+
+@dataclass
+class DeliveryContext:
+    """Everything a worker needs."""
+
+    gate: ReplayGate
+    slots: FlowSlots
+    committer: GroupCommitter[ItemUpdate]
+    policy: RetryPolicy
+    folders: FolderMap
+    imap: ImapTarget | None
+    check_always: bool
+    clock: Callable[[], float] = time.time
+    stopping: Callable[[], bool] = lambda: False
+    delivered: int = 0
+    bytes_sent: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    async def settle(self, item: JournalItem, attempt: Attempt, placed: str = "", pause: float = 0.0) -> None:
+        """Resolve attempt into the item's new state and make it durable."""
+        now = self.clock()
+        resolution = resolve(
+            attempt,
+            attempts=item.attempts + 1,
+            first_attempt_at=item.first_attempt_at or now,
+            now=now,
+            policy=self.policy,
+            throttle_delay=pause,
+        )
+        self.outcomes[attempt.kind.value] = self.outcomes.get(attempt.kind.value, 0) + 1
+        if attempt.kind in (OutcomeKind.DELIVERED, OutcomeKind.ALREADY_THERE):
+            self.delivered += 1
+        update = ItemUpdate(
+            item.id, resolution.state, now, resolution.detail, attempt.code, resolution.next_attempt_at,
+            placed, " ".join(self.target(item)[1]) if placed else "",
+        )  # fmt: skip
+        await self.committer.submit(update)
+
+    def target(self, item: JournalItem) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The folder path and flags the standby has for item now."""
+        candidate = Candidate(
+            item.row_id, item.mailbox, item.queue_id, item.standby_folder, item.standby_flags, item.standby_expunged,
+            item.client_helo, item.client_address, item.sender, item.message_id, item.subject, item.sha256, item.size,
+            item.received_at, item.recipients,
+        )  # fmt: skip
+        planned = plan_item(candidate, self.folders, smtp_for_received=False)
+        return planned.folder, planned.flags
+
+
+async def _imap_one(context: DeliveryContext, session: MailboxSession, item: JournalItem) -> tuple[Attempt, str]:
+    components, flags = context.target(item)
+    folder = join_path(components, session.delimiter)
+    marker = marker_value(item.queue_id, item.sha256)
+    if item.placed_folder:
+        # Delivered before, then moved or flagged in the webmail: move the copy, set its flags.
+        uid = await session.find(item.placed_folder, item.message_id, marker)
+        if uid is not None:
+            if item.placed_folder == folder and item.placed_flags == " ".join(flags):
+                return Attempt(OutcomeKind.ALREADY_THERE, "already as the webmail has it"), folder
+            return await session.relocate(item.placed_folder, uid, folder, flags), folder
+    if item.attempts > 0 or context.check_always:
+        planned = join_path(item.folder, session.delimiter)
+        for place in dict.fromkeys((folder, planned)):
+            uid = await session.find(place, item.message_id, marker)
+            if uid is not None:
+                await session.relocate(place, uid, folder, flags)
+                return Attempt(OutcomeKind.ALREADY_THERE, f"an earlier attempt's copy found in {place}"), folder
+    data = await context.gate.wire(item)
+    context.bytes_sent += len(data)
+    return await session.append(folder, data, flags, item.received_at), folder
+
+
+async def imap_batch(
+    context: DeliveryContext, session: MailboxSession | None, mailbox: str, items: list[JournalItem]
+) -> MailboxSession | None:
+    """Deliver items of one mailbox over IMAP; returns the session to reuse (None when it broke)."""
+    assert context.imap is not None
+    if session is not None and session.mailbox != mailbox:
+        await session.close()
+        session = None
+    for index, item in enumerate(items):
+        if context.stopping():
+            for rest in items[index:]:
+                await context.settle(rest, Attempt(OutcomeKind.DEFERRED, "replay stopped"))
+            break
+        decision = await context.gate.decide(item)
+        if decision.action is GateAction.HOLD:
+            continue
+        if decision.action is GateAction.DEFER:
+            await context.settle(item, Attempt(OutcomeKind.DEFERRED, decision.reason))
+            continue
+        await context.slots.acquire()
+        try:
+            if session is None:
+                session = await MailboxSession.open(context.imap, mailbox)
+            attempt, placed = await _imap_one(context, session, item)
+        except ImapSessionError as exc:
+            await _drop(session)
+            session = None
+            attempt, placed = Attempt(exc.kind, exc.detail), ""
+        finally:
+            await context.slots.release()
+        pause = context.slots.observe(attempt)
+        delivered = attempt.kind in (OutcomeKind.DELIVERED, OutcomeKind.ALREADY_THERE)
+        await context.settle(item, attempt, placed if delivered else "", pause)
+        if attempt.kind is not OutcomeKind.DELIVERED and attempt.kind is not OutcomeKind.ALREADY_THERE:
+            log.info("replay %s -> %s: %s (%s)", item.queue_id, mailbox, attempt.kind.value, attempt.detail)
+    return session
+
+
+async def _drop(session: MailboxSession | None) -> None:
+    if session is not None:
+        await session.close()
+
+
+async def _smtp_already_there(context: DeliveryContext, item: JournalItem) -> bool:
+    """After an interrupted SMTP attempt: is the message in the mailbox's Inbox already?"""
+    if context.imap is None:
+        return False
+    try:
+        session = await MailboxSession.open(context.imap, item.mailbox)
+    except ImapSessionError:
+        return False
+    try:
+        folder = join_path((context.folders.inbox,), session.delimiter)
+        return await session.find(folder, item.message_id, marker_value(item.queue_id, item.sha256)) is not None
+    except ImapSessionError:
+        return False
+    finally:
+        await session.close()
+
+
+async def smtp_batch(context: DeliveryContext, session: SmtpSession, items: list[JournalItem]) -> None:
+    """Deliver items over SMTP, one transaction per message for all its due mailboxes."""
+    by_message: dict[str, list[JournalItem]] = {}
+    for item in items:
+        by_message.setdefault(item.queue_id, []).append(item)
+    for group in by_message.values():
+        if context.stopping():
+            for rest in group:
+                await context.settle(rest, Attempt(OutcomeKind.DEFERRED, "replay stopped"))
+            continue
+        decision = await context.gate.decide(group[0])
+        if decision.action is GateAction.HOLD:
+            continue
+        if decision.action is GateAction.DEFER:
+            for item in group:
+                await context.settle(item, Attempt(OutcomeKind.DEFERRED, decision.reason))
+            continue
+        sending = []
+        for item in group:
+            if (item.attempts > 0 or context.check_always) and await _smtp_already_there(context, item):
+                await context.settle(
+                    item, Attempt(OutcomeKind.ALREADY_THERE, "an earlier attempt's copy is in the Inbox")
+                )
+            else:
+                sending.append(item)
+        if not sending:
+            continue
+        data = await context.gate.wire(sending[0])
+        await context.slots.acquire()
+        started = time.monotonic()
+        try:
+            results = await session.send(sending[0].sender, [item.mailbox for item in sending], data)
+        finally:
+            await context.slots.release()
+        latency = time.monotonic() - started
+        context.bytes_sent += len(data)
+        answers = {result.recipient: result for result in results}
+        for item in sending:
+            result = answers.get(item.mailbox)
+            code = result.code if result is not None else 0
+            text = f"{code} {result.text}".strip() if result is not None else "no answer for this recipient"
+            kind = classify_smtp(code) if code else OutcomeKind.DEFERRED
+            attempt = Attempt(kind, f"SMTP {session.target}: {text}"[:300], code, latency)
+            pause = context.slots.observe(attempt)
+            await context.settle(item, attempt, "", pause)

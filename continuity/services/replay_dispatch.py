@@ -1,0 +1,98 @@
+"""Dispatching claimed work to the replay's workers: ``concurrency`` workers, each with its own connection.
+
+A worker claims a batch (durably marked ``delivering``) of one mailbox, preferring the
+mailbox its IMAP session is already logged in to, and never more than
+``connections_per_mailbox`` workers on one mailbox; SMTP batches may mix mailboxes. A
+worker ends when nothing is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from continuity.adapters.imap_append import MailboxSession
+from continuity.adapters.smtp_client import SmtpDelivery, SmtpSession
+from continuity.config.settings import Settings
+from continuity.core.replay_plan import Channel
+from continuity.core.replay_records import JournalItem, ReplayRun
+from continuity.services.replay_delivery import DeliveryContext, imap_batch, smtp_batch
+from continuity.store.protocol import Store
+
+
+class Dispatcher:
+    """Runs the workers of one delivery pass."""
+
+    def __init__(
+        self, settings: Settings, store: Store, smtp: SmtpDelivery | None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._smtp = smtp
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._busy: dict[str, int] = {}
+
+    async def deliver(self, run: ReplayRun, context: DeliveryContext, channels: list[Channel]) -> int:
+        """Deliver every due item of run; returns how many were delivered."""
+        workers = [self._worker(context, run, channels) for _ in range(self._settings.replay.concurrency)]
+        await asyncio.gather(*workers)
+        return context.delivered
+
+    async def _claim(
+        self, run: ReplayRun, channels: list[Channel], preferred: str | None
+    ) -> tuple[Channel, str, list[JournalItem]] | None:
+        replay = self._settings.replay
+        async with self._lock:
+            now = self._clock()
+            for channel in channels:
+                if channel is Channel.SMTP:
+                    items = await self._store.replay.claim(channel, None, replay.batch, now, run.id)
+                    if items:
+                        return channel, "", items
+                    continue
+                due = [mailbox for mailbox, _ in await self._store.replay.due_mailboxes(channel, now, run.id)]
+                free = [mailbox for mailbox in due if self._busy.get(mailbox, 0) < replay.connections_per_mailbox]
+                if not free:
+                    continue
+                mailbox = preferred if preferred in free else free[0]
+                items = await self._store.replay.claim(channel, mailbox, replay.batch, now, run.id)
+                if items:
+                    self._busy[mailbox] = self._busy.get(mailbox, 0) + 1
+                    return channel, mailbox, items
+        return None
+
+    async def _more_for_busy_mailboxes(self, run: ReplayRun) -> bool:
+        if not any(self._busy.values()):
+            return False
+        return bool(await self._store.replay.due_mailboxes(Channel.IMAP, self._clock(), run.id))
+
+    async def _worker(self, context: DeliveryContext, run: ReplayRun, channels: list[Channel]) -> None:
+        imap_session: MailboxSession | None = None
+        smtp_session: SmtpSession | None = None
+        primary = self._settings.primary
+        try:
+            while not context.stopping():
+                claimed = await self._claim(run, channels, imap_session.mailbox if imap_session else None)
+                if claimed is None:
+                    if await self._more_for_busy_mailboxes(run):
+                        await asyncio.sleep(0.05)
+                        continue
+                    return
+                channel, mailbox, items = claimed
+                if channel is Channel.SMTP:
+                    assert self._smtp is not None
+                    if smtp_session is None:
+                        smtp_session = self._smtp.session(primary.host, primary.smtp_port)
+                    await smtp_batch(context, smtp_session, items)
+                    continue
+                try:
+                    imap_session = await imap_batch(context, imap_session, mailbox, items)
+                finally:
+                    self._busy[mailbox] -= 1
+        finally:
+            if imap_session is not None:
+                await imap_session.close()
+            if smtp_session is not None:
+                await smtp_session.close()

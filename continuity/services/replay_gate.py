@@ -1,0 +1,146 @@
+"""What may go to the primary: the filter pipeline again, at replay time, and the bytes that are sent.
+
+Each message is judged once per delivery pass (every worker delivering one of its copies
+waits for the same decision): the pipeline runs with the rules as they are now
+(direction REPLAY, nothing learned); quarantine or reject holds the message for review,
+a fail-closed stage that cannot answer defers it. A message an operator released from
+quarantine is delivered as released. Holding writes the verdict (the quarantine shows
+why), turns the message and its open journal items to held, and goes to the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from continuity.core.audit import AuditRecord
+from continuity.core.filter_records import StoredVerdict
+from continuity.core.pipeline import Direction, Envelope, Finding, Verdict
+from continuity.core.replay_plan import ItemKind, wire_message
+from continuity.core.replay_records import JournalItem
+from continuity.errors import ContinuityError
+from continuity.services.filtering import FilterPipeline
+from continuity.store.protocol import Store
+
+log = logging.getLogger("continuity.replay")
+
+COMPROMISE_FINDING = "replay.from_compromised_primary"
+
+
+class GateAction(StrEnum):
+    """What to do with a message."""
+
+    DELIVER = "deliver"
+    HOLD = "hold"
+    DEFER = "defer"
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """The decision and its sentence."""
+
+    action: GateAction
+    reason: str = ""
+
+
+def compromise_verdict(client_address: str, at: float) -> StoredVerdict:
+    """The verdict stored for a message held because it came from the compromised primary."""
+    finding = Finding(COMPROMISE_FINDING, 0.0, "came from the primary while it was compromised", (client_address,))
+    return StoredVerdict(
+        verdict=Verdict.QUARANTINE,
+        score=0.0,
+        direction=Direction.REPLAY,
+        evaluated_at=at,
+        findings=(finding,),
+        stages=(),
+        reasons=(finding.message,),
+    )
+
+
+async def hold_message(
+    store: Store, queue_id: str, verdict: StoredVerdict, reason: str, details: dict[str, object]
+) -> None:
+    """Hold a message from the primary: verdict, states, audit entry."""
+    now = time.time()
+    await store.verdicts.record(queue_id, verdict)
+    await store.replay.hold(queue_id, reason, now)
+    try:
+        await store.audit.append(AuditRecord.of("replayer", "replay.hold", reason, {"queue_id": queue_id, **details}))
+    except ContinuityError as exc:
+        log.error("message %s is held but its audit entry failed: %s", queue_id, exc)
+    log.warning("replay: message %s held for review: %s", queue_id, reason)
+
+
+class ReplayGate:
+    """Decisions and wire bytes for one delivery pass (forget() between passes)."""
+
+    def __init__(self, store: Store, pipeline: FilterPipeline | None) -> None:
+        self._store = store
+        self.pipeline = pipeline
+        self._decisions: dict[str, asyncio.Task[GateDecision]] = {}
+        self.held = 0
+
+    def forget(self) -> None:
+        """Start a new pass: rules may have changed."""
+        self._decisions = {}
+
+    async def wire(self, item: JournalItem) -> bytes:
+        """The bytes sent for item: replay marker, trace header block, the stored body."""
+        body = await self._store.blobs.read(item.sha256)
+        trace = (
+            b""
+            if item.kind is not ItemKind.RECEIVED
+            else (await self._store.messages.trace_header(item.queue_id) or b"")
+        )
+        return wire_message(item.queue_id, item.sha256, trace, body)
+
+    async def decide(self, item: JournalItem) -> GateDecision:
+        """The decision for item's message (computed once per pass, shared by every copy)."""
+        task = self._decisions.get(item.queue_id)
+        if task is None:
+            task = asyncio.ensure_future(self._judge(item))
+            self._decisions[item.queue_id] = task
+        return await asyncio.shield(task)
+
+    async def _judge(self, item: JournalItem) -> GateDecision:
+        if item.released:
+            return GateDecision(GateAction.DELIVER, "released from quarantine by an operator")
+        if self.pipeline is None:
+            return GateDecision(GateAction.DELIVER, "filters disabled")
+        stored = await self._store.verdicts.get(item.queue_id)
+        if stored is not None and stored.verdict in (Verdict.QUARANTINE, Verdict.REJECT):
+            # A queued message with a quarantine verdict was released by an operator.
+            return GateDecision(GateAction.DELIVER, "released from quarantine by an operator")
+        body = await self._store.blobs.read(item.sha256)
+        local = item.kind is not ItemKind.RECEIVED
+        envelope = Envelope(
+            sender=item.sender,
+            recipients=item.recipients or (item.mailbox,),
+            direction=Direction.REPLAY,
+            client_address=item.client_address,
+            client_helo=item.client_helo,
+            authenticated_user=item.mailbox if local else "",
+        )
+        result = await self.pipeline.evaluate(envelope, body, learn=False)
+        if result.verdict in (Verdict.QUARANTINE, Verdict.REJECT):
+            reason = f"judged {result.verdict.value} by the filters at replay: {result.public_reason}"
+            await hold_message(
+                self._store,
+                item.queue_id,
+                result.stored(),
+                reason,
+                {
+                    "message_id": item.message_id,
+                    "sender": item.sender,
+                    "subject": item.subject,
+                    "findings": [finding.code for r in result.results for finding in r.findings],
+                },
+            )
+            self.held += 1
+            return GateDecision(GateAction.HOLD, reason)
+        if result.verdict is Verdict.TEMPFAIL:
+            return GateDecision(GateAction.DEFER, f"the filters could not decide now ({', '.join(result.failed)})")
+        return GateDecision(GateAction.DELIVER, result.verdict.value)

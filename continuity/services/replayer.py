@@ -1,0 +1,286 @@
+"""The replayer: RESTORING's work, and the straggler replay after failback.
+
+It implements continuity.services.replay_hook.Replayer for the failover controller
+(start on entering RESTORING, stop on leaving it, progress every monitor cycle) and runs
+a loop in ``continuity serve`` (or in ``continuity replay`` when no server runs). What it
+does follows from the failover state (continuity.services.replay_runs), so a restart
+resumes it.
+
+One step: plan (replay_planner), deliver what is due with ``concurrency`` workers under
+the flow control (replay_dispatch, replay_delivery), warn the admins of messages close to
+being given up and prune old replayed copies (replay_finish.Upkeep), and when the run is
+drained: verify on the primary, write the manifest, complete the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from continuity.adapters.imap_append import ImapSessionError, ImapTarget
+from continuity.adapters.smtp_client import SmtpDelivery
+from continuity.config.outbound import OutboundSettings
+from continuity.config.replay import DedupCheck, ReplayMethod
+from continuity.config.settings import Settings
+from continuity.config.types import HostPort
+from continuity.core.audit import AuditRecord
+from continuity.core.failover import FailoverRecord
+from continuity.core.replay_flow import FlowControl, FlowLimits
+from continuity.core.replay_journal import RetryPolicy
+from continuity.core.replay_plan import Channel
+from continuity.core.replay_records import ItemUpdate, ReplayRun, RunKind, RunStatus
+from continuity.errors import ContinuityError
+from continuity.services.filtering import FilterPipeline
+from continuity.services.gateway import tls_context
+from continuity.services.replay_delivery import DeliveryContext, FlowSlots
+from continuity.services.replay_dispatch import Dispatcher
+from continuity.services.replay_finish import ReplayAlerts, Upkeep, complete_run
+from continuity.services.replay_gate import ReplayGate
+from continuity.services.replay_hook import ReplayProgress
+from continuity.services.replay_planner import PrimaryAddresses, ReplayPlanner, folder_map
+from continuity.services.replay_runs import RunKeeper, replay_mode
+from continuity.services.replay_status import ReplayStatus, collect_status, describe
+from continuity.store.group_commit import GroupCommitter
+from continuity.store.protocol import Store
+
+log = logging.getLogger("continuity.replay")
+
+
+def imap_target(settings: Settings) -> ImapTarget | None:
+    """The primary's IMAP as the master user, or None when not configured."""
+    replay = settings.replay
+    if not (replay.imap_configured and settings.primary.configured and replay.master_password is not None):
+        return None
+    tls = tls_context(replay.tls_verify, str(replay.ca_file) if replay.ca_file else None)
+    return ImapTarget(
+        settings.primary.host,
+        settings.primary.imap_port,
+        tls,
+        replay.timeout,
+        replay.master_user,
+        replay.master_password.get_secret_value(),
+        replay.login_format,
+    )
+
+
+def smtp_delivery(settings: Settings) -> SmtpDelivery | None:
+    """SMTP to the primary's receive connector, when [replay] method = smtp."""
+    replay = settings.replay
+    if replay.method is not ReplayMethod.SMTP or not settings.primary.configured:
+        return None
+    target = str(HostPort(settings.primary.host, settings.primary.smtp_port))
+    outbound = OutboundSettings(smart_host=target, tls=replay.smtp_tls, ca_file=replay.ca_file, timeout=replay.timeout)
+    return SmtpDelivery(outbound, settings.smtp.hostname)
+
+
+class ReplayService:
+    """Replays the standby's mail into the primary; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        state: Callable[[], FailoverRecord] | None = None,
+        pipeline: FilterPipeline | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        replay = settings.replay
+        self.settings = settings
+        self._store = store
+        self._state: Callable[[], FailoverRecord] = state or FailoverRecord
+        self._clock = clock
+        self.imap = imap_target(settings)
+        self._smtp = smtp_delivery(settings)
+        self.flow = FlowControl(
+            FlowLimits(replay.concurrency, replay.rate, replay.throttle_pause, replay.throttle_pause_max,
+                       replay.latency_factor)
+        )  # fmt: skip
+        self._slots = FlowSlots(self.flow)
+        self.gate = ReplayGate(store, pipeline)
+        primary = PrimaryAddresses(settings.primary.host, replay.primary_networks)
+        self.planner = ReplayPlanner(store, replay, primary, clock)
+        self.runs = RunKeeper(store, clock)
+        self._dispatcher = Dispatcher(settings, store, self._smtp, clock)
+        alerts = ReplayAlerts(store, settings.notify, settings.outbound, settings.smtp.hostname)
+        self._alerts = alerts
+        self._upkeep = Upkeep(store, settings, alerts)
+        self._committer: GroupCommitter[ItemUpdate] = GroupCommitter(store.replay.record, 256)
+        self._policy = RetryPolicy(replay.retry_initial, replay.retry_max, replay.give_up_after, replay.warn_before)
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._recovered = False
+        self._background = False
+        self.delivered = 0
+        self.detail = ""
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def use_pipeline(self, pipeline: FilterPipeline | None) -> None:
+        """The filter pipeline that judges every message again (services/app.py builds it after failover)."""
+        self.gate.pipeline = pipeline
+
+    def follow(self, state: Callable[[], FailoverRecord]) -> None:
+        """Where the current failover record comes from (the controller's)."""
+        self._state = state
+
+    def wake(self) -> None:
+        """Look for work now."""
+        self._wake.set()
+
+    # -- the Replayer protocol --------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._stopping = False
+        record = self._state()
+        if replay_mode(self.settings, record) is RunKind.RESTORATION:
+            await self.runs.current(RunKind.RESTORATION, record)
+        self.wake()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        latest = await self._store.replay.latest_run(RunKind.RESTORATION)
+        if latest is not None and latest.status is not RunStatus.COMPLETED:
+            await self._store.replay.set_run_status(latest.id, RunStatus.STOPPED, "RESTORING was left")
+        self.wake()
+
+    async def progress(self) -> ReplayProgress:
+        record = self._state()
+        run = await self.runs.restoration_run(record)
+        if run is None:
+            waiting = len(await self._store.replay.candidates(10_000)) + await self._store.replay.open_count()
+            if waiting == 0:
+                return ReplayProgress(True, "nothing waits for replay")
+            if replay_mode(self.settings, record) is None:
+                why = "replay is disabled ([replay] enabled)" if self.settings.primary.configured else "no primary"
+                return ReplayProgress(False, f"{waiting} message copy(ies) wait for replay, but {why}")
+            return ReplayProgress(False, f"{waiting} message copy(ies) wait for replay; the run starts shortly")
+        if run.status is RunStatus.COMPLETED:
+            return ReplayProgress(True, f"replay run {run.id} complete, manifest {run.manifest_path}")
+        if not self._background and await self.runs.trivially_done(run):
+            async with self._lock:
+                await complete_run(self._store, run, self.imap, self.settings, self._alerts, self._clock())
+            return ReplayProgress(True, f"nothing to replay (run {run.id})")
+        status = await collect_status(self._store, run)
+        flow = f"; flow: {self.flow.describe()}" if self.flow.throttles or self.flow.slowdowns else ""
+        return ReplayProgress(False, describe(status, self.settings, self.imap is not None) + flow)
+
+    # -- status and operator actions ---------------------------------------------------------
+
+    async def status(self) -> ReplayStatus:
+        """The latest run and its per-mailbox counts."""
+        return await collect_status(self._store, await self._store.replay.latest_run())
+
+    async def confirm(self, actor: str, note: str) -> ReplayRun | None:
+        """Record an operator's confirmation of the run awaiting it; None when none waits."""
+        run = await self._store.replay.latest_run(RunKind.RESTORATION)
+        if run is None or not run.needs_confirmation:
+            return None
+        confirmed = await self._store.replay.confirm_run(run.id, actor, self._clock())
+        await self._store.audit.append(
+            AuditRecord.of(actor, "replay.confirm", note or "replay after a compromise confirmed", {"run": run.id})
+        )
+        self.wake()
+        return confirmed
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Work until cancelled (continuity serve)."""
+        self._background = True
+        while True:
+            try:
+                worked = await self.step()
+            except ContinuityError as exc:
+                log.error("replay step failed: %s", exc)
+                worked = False
+            except Exception:
+                log.exception("replay step failed unexpectedly")
+                worked = False
+            if not worked:
+                await self._idle()
+
+    async def run_until_complete(self) -> ReplayRun | None:
+        """Work until the restoration run is complete or needs a confirmation (continuity replay)."""
+        self._background = True
+        while True:
+            await self.step()
+            record = self._state()
+            run = await self.runs.restoration_run(record)
+            if run is None or run.status is RunStatus.COMPLETED or run.needs_confirmation:
+                return run
+            if replay_mode(self.settings, record) is not RunKind.RESTORATION:
+                return run
+            await self._idle()
+
+    async def close(self) -> None:
+        """Let workers stop and the outcomes in flight be committed (before the store closes)."""
+        self._stopping = True
+        await self._committer.drain()
+
+    async def _idle(self) -> None:
+        timeout = self.settings.replay.poll
+        due = await self._store.replay.next_due()
+        if due is not None:
+            timeout = min(timeout, max(0.05, due - self._clock()))
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def step(self) -> bool:
+        """Plan, deliver what is due, upkeep, finish a drained run; True when something was delivered."""
+        async with self._lock:
+            if not self._recovered:
+                interrupted = await self._store.replay.interrupted(self._clock())
+                self._recovered = True
+                if interrupted:
+                    log.warning("replay: %d delivery(ies) were interrupted; the primary is checked first", interrupted)
+            record = self._state()
+            kind = replay_mode(self.settings, record)
+            if kind is None:
+                return False
+            if kind is RunKind.RESTORATION:
+                self._stopping = False
+            run = await self.runs.current(kind, record)
+            if run is None:
+                return False
+            await self.planner.pass_(run, resync=kind is RunKind.RESTORATION)
+            run = await self._store.replay.get_run(run.id) or run
+            if run.needs_confirmation:
+                self.detail = f"run {run.id} waits for an operator's confirmation ('continuity replay')"
+                return False
+            delivered = await self._deliver(run)
+            await self._upkeep.run(self._clock())
+            if await self._store.replay.open_count(run.id) == 0 and not await self._store.replay.candidates(1):
+                try:
+                    self.detail = await complete_run(
+                        self._store, run, self.imap, self.settings, self._alerts, self._clock()
+                    )
+                except ImapSessionError as exc:
+                    self.detail = f"verification waits for the primary: {exc.detail}"
+            return delivered > 0
+
+    async def _deliver(self, run: ReplayRun) -> int:
+        channels = ([Channel.IMAP] if self.imap is not None else []) + ([Channel.SMTP] if self._smtp else [])
+        if not channels:
+            self.detail = "nothing can be delivered: set [replay] master_user and master_password"
+            return 0
+        self.gate.forget()
+        context = DeliveryContext(
+            gate=self.gate,
+            slots=self._slots,
+            committer=self._committer,
+            policy=self._policy,
+            folders=folder_map(self.settings.replay),
+            imap=self.imap,
+            check_always=self.settings.replay.dedup_check is DedupCheck.ALWAYS,
+            clock=self._clock,
+            stopping=lambda: self._stopping or replay_mode(self.settings, self._state()) is not run.kind,
+        )
+        delivered = await self._dispatcher.deliver(run, context, channels)
+        self.delivered += delivered
+        return delivered

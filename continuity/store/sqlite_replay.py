@@ -1,0 +1,263 @@
+"""The replay journal in SQLite: planning, claims, outcomes and holds (runs and reads: sqlite_replay_runs).
+
+Every method is one committed transaction (WAL, synchronous=FULL): a claim is on disk
+before the first byte goes to the primary, an outcome right after. Message states follow
+the journal: a message whose items are all delivered becomes ``replayed``; a held one
+becomes ``held`` (the quarantine lists it); one reopened for another delivery is
+``queued`` again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from continuity.core.models import MessageState
+from continuity.core.replay_journal import ItemState, check_transition
+from continuity.core.replay_plan import Candidate, Channel, PlannedItem
+from continuity.core.replay_records import (
+    ItemUpdate,
+    JournalItem,
+)
+from continuity.store.sqlite_replay_runs import SqliteReplayRuns
+from continuity.store.sqlite_replay_schema import (
+    ITEM_COLUMNS,
+    ITEM_FROM,
+    OPEN_MARKS,
+    OPEN_STATES,
+    encode_folder,
+    item_from,
+)
+
+_DUE = "(ri.state = 'pending' OR (ri.state = 'deferred' AND ri.next_attempt_at <= ?))"
+
+
+def _settle_messages(connection: sqlite3.Connection, queue_ids: set[str]) -> None:
+    """Replayed when every item is delivered; queued again when a replayed one has open items."""
+    for queue_id in queue_ids:
+        states = {
+            str(r[0]) for r in connection.execute("SELECT state FROM replay_items WHERE queue_id = ?", (queue_id,))
+        }
+        if states == {ItemState.DELIVERED.value}:
+            connection.execute(
+                "UPDATE messages SET state = ? WHERE queue_id = ? AND state = ?",
+                (MessageState.REPLAYED.value, queue_id, MessageState.QUEUED.value),
+            )
+        elif states & set(OPEN_STATES):
+            connection.execute(
+                "UPDATE messages SET state = ? WHERE queue_id = ? AND state = ?",
+                (MessageState.QUEUED.value, queue_id, MessageState.REPLAYED.value),
+            )
+
+
+class SqliteReplayRepository(SqliteReplayRuns):
+    """ReplayRepository on SQLite."""
+
+    # -- planning ---------------------------------------------------------------------------
+
+    async def candidates(self, limit: int) -> list[Candidate]:
+        def work(connection: sqlite3.Connection) -> list[Candidate]:
+            rows = connection.execute(
+                "SELECT mm.id, mm.mailbox, mm.queue_id, mm.folder, mm.flags, mm.expunged, m.client_helo,"
+                " m.client_address, m.sender, m.message_id, m.subject, m.sha256, m.size, m.received_at,"
+                " (SELECT GROUP_CONCAT(address, char(10)) FROM (SELECT address FROM message_recipients r"
+                "   WHERE r.queue_id = mm.queue_id AND r.mailbox = mm.mailbox ORDER BY position))"
+                " FROM messages m JOIN mailbox_messages mm ON mm.queue_id = m.queue_id"
+                " WHERE m.state = ? AND NOT EXISTS (SELECT 1 FROM replay_items ri"
+                "   WHERE ri.queue_id = mm.queue_id AND ri.mailbox = mm.mailbox)"
+                " ORDER BY m.received_at, mm.id LIMIT ?",
+                (MessageState.QUEUED.value, limit),
+            )
+            return [
+                Candidate(
+                    int(r[0]),
+                    str(r[1]),
+                    str(r[2]),
+                    str(r[3]),
+                    str(r[4]),
+                    bool(r[5]),
+                    str(r[6]),
+                    str(r[7]),
+                    str(r[8]),
+                    str(r[9]),
+                    str(r[10]),
+                    str(r[11]),
+                    int(r[12]),
+                    float(r[13]),
+                    tuple(str(r[14]).split("\n")) if r[14] else (),
+                )
+                for r in rows
+            ]
+
+        return await self._db.read(work)
+
+    async def add_items(self, run_id: int, items: Sequence[tuple[PlannedItem, ItemState, str]], at: float) -> int:
+        rows = [
+            (
+                run_id,
+                item.queue_id,
+                item.mailbox,
+                item.row_id,
+                item.kind.value,
+                item.channel.value,
+                encode_folder(item.folder),
+                " ".join(item.flags),
+                state.value,
+                (detail or item.note)[:500],
+                at,
+            )
+            for item, state, detail in items
+        ]
+
+        def work(connection: sqlite3.Connection) -> int:
+            before = connection.total_changes
+            connection.executemany(
+                "INSERT OR IGNORE INTO replay_items (run_id, queue_id, mailbox, row_id, kind, channel, folder, flags,"
+                " state, detail, planned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return connection.total_changes - before
+
+        return await self._db.write(work) if rows else 0
+
+    async def reopen_released(self, run_id: int, at: float) -> int:
+        def work(connection: sqlite3.Connection) -> int:
+            return connection.execute(
+                "UPDATE replay_items SET state = ?, released = 1, run_id = ?, next_attempt_at = 0,"
+                " detail = 'released from quarantine by an operator'"
+                " WHERE state = ? AND queue_id IN (SELECT queue_id FROM messages WHERE state = ?)",
+                (ItemState.PENDING.value, run_id, ItemState.HELD.value, MessageState.QUEUED.value),
+            ).rowcount
+
+        return await self._db.write(work)
+
+    async def changed_after_delivery(self, limit: int) -> list[JournalItem]:
+        def work(connection: sqlite3.Connection) -> list[JournalItem]:
+            rows = connection.execute(
+                f"SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE ri.state = ? AND ri.channel = ?"
+                " AND mm.changed_at > ri.delivered_at ORDER BY ri.id LIMIT ?",
+                (ItemState.DELIVERED.value, Channel.IMAP.value, limit),
+            )
+            return [item_from(row) for row in rows]
+
+        return await self._db.read(work)
+
+    async def reopen(self, item_ids: Sequence[int], run_id: int, detail: str, at: float) -> int:
+        def work(connection: sqlite3.Connection) -> int:
+            touched: set[str] = set()
+            count = 0
+            for item_id in item_ids:
+                row = connection.execute("SELECT state, queue_id FROM replay_items WHERE id = ?", (item_id,)).fetchone()
+                if row is None:
+                    continue
+                check_transition(ItemState(str(row[0])), ItemState.PENDING)
+                connection.execute(
+                    "UPDATE replay_items SET state = ?, run_id = ?, next_attempt_at = 0, detail = ? WHERE id = ?",
+                    (ItemState.PENDING.value, run_id, detail[:500], item_id),
+                )
+                touched.add(str(row[1]))
+                count += 1
+            _settle_messages(connection, touched)
+            return count
+
+        return await self._db.write(work)
+
+    async def adopt_open(self, run_id: int) -> int:
+        def work(connection: sqlite3.Connection) -> int:
+            return connection.execute(
+                f"UPDATE replay_items SET run_id = ? WHERE run_id != ? AND state IN ({OPEN_MARKS})",
+                (run_id, run_id, *OPEN_STATES),
+            ).rowcount
+
+        return await self._db.write(work)
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    async def interrupted(self, at: float) -> int:
+        def work(connection: sqlite3.Connection) -> int:
+            return connection.execute(
+                "UPDATE replay_items SET state = ?, next_attempt_at = ?,"
+                " detail = 'interrupted during delivery; checking the primary for a copy first' WHERE state = ?",
+                (ItemState.DEFERRED.value, at, ItemState.DELIVERING.value),
+            ).rowcount
+
+        return await self._db.write(work)
+
+    async def due_mailboxes(self, channel: Channel, now: float, run_id: int) -> list[tuple[str, int]]:
+        def work(connection: sqlite3.Connection) -> list[tuple[str, int]]:
+            rows = connection.execute(
+                f"SELECT ri.mailbox, COUNT(*) FROM replay_items ri WHERE ri.run_id = ? AND ri.channel = ? AND {_DUE}"
+                " GROUP BY ri.mailbox ORDER BY MIN(ri.id)",
+                (run_id, channel.value, now),
+            )
+            return [(str(row[0]), int(row[1])) for row in rows]
+
+        return await self._db.read(work)
+
+    async def claim(
+        self, channel: Channel, mailbox: str | None, limit: int, now: float, run_id: int
+    ) -> list[JournalItem]:
+        def work(connection: sqlite3.Connection) -> list[JournalItem]:
+            where = f"ri.run_id = ? AND ri.channel = ? AND {_DUE}" + (" AND ri.mailbox = ?" if mailbox else "")
+            params: list[object] = [run_id, channel.value, now, *([mailbox] if mailbox else [])]
+            rows = connection.execute(
+                f"SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE {where} ORDER BY ri.id LIMIT ?", (*params, limit)
+            ).fetchall()
+            items = [item_from(row) for row in rows]
+            connection.executemany(
+                "UPDATE replay_items SET state = ?, attempts = attempts + 1,"
+                " first_attempt_at = CASE WHEN first_attempt_at = 0 THEN ? ELSE first_attempt_at END WHERE id = ?",
+                [(ItemState.DELIVERING.value, now, item.id) for item in items],
+            )
+            return items
+
+        return await self._db.write(work)
+
+    async def record(self, updates: Sequence[ItemUpdate]) -> None:
+        def work(connection: sqlite3.Connection) -> None:
+            touched: set[str] = set()
+            for update in updates:
+                row = connection.execute(
+                    "SELECT state, queue_id FROM replay_items WHERE id = ?", (update.item_id,)
+                ).fetchone()
+                if row is None:
+                    continue  # the message was deleted meanwhile (a draft replaced, a quarantine delete)
+                check_transition(ItemState(str(row[0])), update.state)
+                delivered = update.state is ItemState.DELIVERED
+                connection.execute(
+                    "UPDATE replay_items SET state = ?, detail = ?, code = ?, next_attempt_at = ?,"
+                    " delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END,"
+                    " placed_folder = CASE WHEN ? THEN ? ELSE placed_folder END,"
+                    " placed_flags = CASE WHEN ? THEN ? ELSE placed_flags END WHERE id = ?",
+                    (
+                        update.state.value,
+                        update.detail[:500],
+                        update.code,
+                        update.next_attempt_at,
+                        delivered,
+                        update.at,
+                        delivered,
+                        update.placed_folder,
+                        delivered,
+                        update.placed_flags,
+                        update.item_id,
+                    ),
+                )
+                touched.add(str(row[1]))
+            _settle_messages(connection, touched)
+
+        if updates:
+            await self._db.write(work)
+
+    async def hold(self, queue_id: str, detail: str, at: float) -> int:
+        def work(connection: sqlite3.Connection) -> int:
+            connection.execute(
+                "UPDATE messages SET state = ? WHERE queue_id = ? AND state = ?",
+                (MessageState.HELD.value, queue_id, MessageState.QUEUED.value),
+            )
+            return connection.execute(
+                f"UPDATE replay_items SET state = ?, detail = ? WHERE queue_id = ? AND state IN ({OPEN_MARKS})",
+                (ItemState.HELD.value, detail[:500], queue_id, *OPEN_STATES),
+            ).rowcount
+
+        return await self._db.write(work)
