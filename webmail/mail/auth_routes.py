@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import time
 from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Any
@@ -145,8 +146,6 @@ async def activate_request(request: Request[Any, Any, Any]) -> Response[Any]:
         return error_page("Activation by e-mail is not set up here. Ask your administrator for a password.", 503)
     client = client_address(request)
     window = services.settings.webmail.throttle_minutes * 60.0
-    import time
-
     counts = await services.store.webmail_auth.failure_counts(
         f"activate:{client}", f"activate:{client}", time.time() - window
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import html
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -152,8 +151,3 @@ async def message_action(
 
         return redirect("/mail?" + urlencode({"folder": stored.folder}))
     return redirect(f"/mail/message/{message_id}")
-
-
-def plain_text_html(text: str) -> str:
-    """Plain text, escaped (the template shows it in a pre-wrapped block)."""
-    return html.escape(text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,7 +77,3 @@ class WebmailServices:
         lines = tuple(dict.fromkeys([*(f.message for f in stored.findings), *stored.reasons]))
         title = "This message looks dangerous" if danger else "Be careful with this message"
         return SecurityBanner("danger" if danger else "warning", title, lines)
-
-    def own_address(self, mailbox: str, display_name: str) -> str:
-        """The From value of mail the user writes."""
-        return email.utils.formataddr((display_name, mailbox))

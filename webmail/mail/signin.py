@@ -34,11 +34,6 @@ class Refused:
     status: int
 
 
-def throttle_policy(store_settings_window: int, per_account: int, per_ip: int) -> ThrottlePolicy:
-    """The policy from the [webmail] settings."""
-    return ThrottlePolicy(per_account, per_ip, store_settings_window * 60.0)
-
-
 async def _throttled(store: Store, policy: ThrottlePolicy, account: str, client: str) -> Throttled | None:
     now = time.time()
     counts = await store.webmail_auth.failure_counts(account_key(account), ip_key(client), now - policy.window_seconds)
