@@ -25,6 +25,7 @@ from continuity.config.primary import PrimarySettings
 from continuity.core.failover import DESIRED_ROUTING, FailoverRecord, Routing
 from continuity.core.failover_records import RelayItem
 from continuity.core.models import MessageState
+from continuity.errors import ConfigError
 from continuity.services.switcher import SwitchError, SwitchOutcome
 from continuity.store.protocol import Store
 
@@ -59,7 +60,10 @@ class RelayGate:
 
 def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
     """The client TLS context for talking to the primary."""
-    context = ssl.create_default_context(cafile=ca_file)
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"monitor.ca_file: cannot load {ca_file}: {exc}.") from exc
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
