@@ -49,7 +49,8 @@ class FailoverServices:
     probes: PrimaryProbes | None = None
     # The replayer RESTORING drives (issue 7); None when another Replayer was passed in.
     replay: ReplayService | None = None
-    tasks: list[tuple[str, Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # (name, coroutine function): created only when started, so a failed start leaves nothing un-awaited.
+    tasks: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = field(default_factory=list)
 
     async def close(self) -> None:
         """Stop what runs beside the tasks (the canary probe, notifications and replay outcomes in flight)."""
@@ -132,7 +133,7 @@ def build_failover(
         command_poll=settings.failover.command_poll,
         metrics=metrics,
     )
-    services.tasks.append(("failover-monitor", services.monitor.run()))
+    services.tasks.append(("failover-monitor", services.monitor.run))
     monitor = services.monitor
     if services.probes is not None:
         controller.failback_guard = lambda: failback_refusal(monitor.last_assessment, policy, probing=True)
@@ -140,10 +141,10 @@ def build_failover(
         services.tasks.append(("replay", replay.run()))
     if gateway and settings.primary.configured:
         services.relay = relay
-        services.tasks.append(("gateway-relay", relay.run()))
+        services.tasks.append(("gateway-relay", relay.run))
     return services
 
 
 def start_tasks(services: FailoverServices) -> list[asyncio.Task[None]]:
     """Start the background coroutines."""
-    return [asyncio.create_task(work, name=name) for name, work in services.tasks]
+    return [asyncio.create_task(work(), name=name) for name, work in services.tasks]
