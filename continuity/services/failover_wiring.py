@@ -138,7 +138,7 @@ def build_failover(
     if services.probes is not None:
         controller.failback_guard = lambda: failback_refusal(monitor.last_assessment, policy, probing=True)
     if replay is not None:
-        services.tasks.append(("replay", replay.run()))
+        services.tasks.append(("replay", replay.run))
     if gateway and settings.primary.configured:
         services.relay = relay
         services.tasks.append(("gateway-relay", relay.run))
