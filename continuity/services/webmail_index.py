@@ -26,10 +26,18 @@ _IDLE_POLL = 2.0
 _REQUEST_BUDGET = 1000
 
 
+def _empty(pending: PendingIndex) -> IndexedSummary:
+    return IndexedSummary(pending.queue_id, "", "", "", "", "", pending.received_at, pending.size, False, "", "")
+
+
 def _summary(pending: PendingIndex, content: bytes | None) -> IndexedSummary:
     if content is None:
-        return IndexedSummary(pending.queue_id, "", "", "", "", "", pending.received_at, pending.size, False, "", "")
-    summary = summarize(content)
+        return _empty(pending)
+    try:
+        summary = summarize(content)
+    except Exception as exc:  # noqa: BLE001 - one unparseable message must not stop indexing the rest
+        log.warning("cannot parse message %s for the index: %s", pending.queue_id, exc)
+        return _empty(pending)
     addresses = " ".join
     return IndexedSummary(
         queue_id=pending.queue_id,

@@ -5,8 +5,10 @@ server, search, sign-out; TOTP enrolment and sign-in; a phone screen and the key
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import AsyncIterator, Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import pyotp
@@ -137,4 +139,37 @@ async def test_phone_screen_and_keyboard(wm: Running) -> None:
         await page.wait_for_url("**/mail/message/*")
         overflow = await page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0
+        await context.close()
+
+
+_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
+)
+
+
+async def test_inline_images_show_in_the_sandboxed_frame(wm: Running) -> None:
+    message = mail("Logo", "plain", html='<p>logo <img src="cid:logo@remote.test" alt="logo"></p>')
+    html_part = message.get_payload()[1]  # type: ignore[index]
+    assert isinstance(html_part, EmailMessage)
+    html_part.add_related(_PNG, maintype="image", subtype="png", cid="<logo@remote.test>")
+    await deliver(wm, message)
+    async with chromium() as browser:
+        context, watch = await watched_context(browser, web_url(wm))
+        page = await context.new_page()
+        await _sign_in(page)
+        await page.get_by_role("link", name="Logo").click()
+        await page.wait_for_url("**/mail/message/*")
+        for _ in range(100):
+            frame = next((f for f in page.frames if f.url.endswith("/body")), None)
+            if frame is not None and await frame.query_selector("img"):
+                break
+            await asyncio.sleep(0.05)
+        assert frame is not None
+        await frame.wait_for_load_state("load")
+        assert await frame.eval_on_selector("img", "image => image.naturalWidth") == 2
+        assert watch.remote_requests == []
+        # The image URL is a capability: a wrong token gets nothing.
+        source = await frame.eval_on_selector("img", "image => image.getAttribute('src')")
+        forged = source.replace(source.split("/")[4], "0" * 32)
+        assert (await page.request.get(forged)).status == 404
         await context.close()

@@ -129,7 +129,13 @@ async def inline_part(
     if attachment is None or attachment.content_type not in _INLINE_TYPES:
         return Response("not found", status_code=404, media_type=MediaType.TEXT)
     found = await asyncio.to_thread(part_bytes, content, attachment.index)
-    headers = {**frame_headers(False), "Content-Security-Policy": "default-src 'none'; sandbox"}
+    # The sandboxed frame has an opaque origin, so for this request it is another origin: the
+    # capability in the URL, not the origin, is what guards the image.
+    headers = {
+        **frame_headers(False),
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cross-Origin-Resource-Policy": "cross-origin",
+    }
     return Response(found[1] if found else b"", media_type=attachment.content_type, headers=headers)
 
 
