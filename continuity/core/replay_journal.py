@@ -67,7 +67,7 @@ class OutcomeKind(StrEnum):
     DELIVERED = "delivered"
     # Found on the primary already (an earlier attempt got through before a crash).
     ALREADY_THERE = "already_there"
-    # The primary asked us to slow down (IMAP "server busy"/[LIMIT], SMTP 421/451/452).
+    # The primary asked us to slow down (IMAP "server busy"/[LIMIT], any SMTP 4xx).
     THROTTLED = "throttled"
     # Temporary: try this message again later.
     DEFERRED = "deferred"
@@ -107,7 +107,8 @@ def classify_smtp(code: int) -> OutcomeKind:
     """Classify an SMTP reply code to one recipient of a replayed message."""
     if 200 <= code < 300:
         return OutcomeKind.DELIVERED
-    if code in (421, 451, 452):
+    if 400 <= code < 500:
+        # Exchange answers back pressure with 452 4.3.1 and 421 4.3.2; any 4xx means "not now, slower".
         return OutcomeKind.THROTTLED
     if 500 <= code < 600:
         return OutcomeKind.FAILED

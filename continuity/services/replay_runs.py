@@ -9,6 +9,7 @@ waits for an operator's confirmation.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -38,6 +39,7 @@ class RunKeeper:
     def __init__(self, store: Store, clock: Callable[[], float]) -> None:
         self._store = store
         self._clock = clock
+        self._lock = asyncio.Lock()
 
     async def restoration_run(self, record: FailoverRecord) -> ReplayRun | None:
         """The restoration run of the current restoration, or None."""
@@ -61,6 +63,10 @@ class RunKeeper:
 
     async def current(self, kind: RunKind, record: FailoverRecord) -> ReplayRun | None:
         """The run to work on (resumed or created), or None when a straggler run has nothing to do."""
+        async with self._lock:
+            return await self._current(kind, record)
+
+    async def _current(self, kind: RunKind, record: FailoverRecord) -> ReplayRun | None:
         latest = await self._store.replay.latest_run(kind)
         if latest is not None and latest.status is not RunStatus.COMPLETED:
             if latest.status is RunStatus.STOPPED:

@@ -246,7 +246,7 @@ class ReplayService:
             if kind is RunKind.RESTORATION:
                 self._stopping = False
             run = await self.runs.current(kind, record)
-            if run is None:
+            if run is None or run.status is RunStatus.COMPLETED:
                 return False
             await self.planner.pass_(run, resync=kind is RunKind.RESTORATION)
             run = await self._store.replay.get_run(run.id) or run

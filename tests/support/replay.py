@@ -1,0 +1,71 @@
+"""Helpers of the replay tests: the primary stand-in's users, appliance settings for replay, failover orders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from continuity.core.failover import FailoverEvent, FailoverState
+from continuity.core.replay_records import ReplayRun, RunStatus
+from continuity.services.app import Running
+from tests.support.appliance import _merge
+from tests.support.primary import MASTER_USER, PrimaryStandIn
+
+USERS = {"alice@example.com": "alice-secret", "bob@example.com": "bob-secret"}
+
+
+def replay_overrides(primary: PrimaryStandIn, **overrides: Any) -> dict[str, Any]:
+    """Settings for an appliance that replays into the stand-in (gateway mode, no probes unless overridden)."""
+    base = primary.settings()
+    base["monitor"].update({"enabled": False, "interval": 0.2})
+    base["failover"] = {"mode": "gateway", "command_poll": 0.05, "retry_initial": 0.2}
+    base["replay"] = {
+        "master_user": MASTER_USER,
+        "master_password": primary.master_password,
+        "ca_file": str(primary.ca_file),
+        "rate": 0,
+        "poll": 0.2,
+        "retry_initial": 0.5,
+        "retry_max": 2.0,
+        "throttle_pause": 0.2,
+        "throttle_pause_max": 2.0,
+        "timeout": 15,
+    }
+    base["webmail"] = {"cookie_secure": False}
+    return _merge(base, overrides)
+
+
+def master_login(mailbox: str) -> str:
+    """How the tests log in to a mailbox of the stand-in as the master user."""
+    return f"{mailbox}*{MASTER_USER}"
+
+
+async def order(running: Running, event: FailoverEvent, note: str = "test") -> FailoverState:
+    """Fire an operator event on the running appliance's controller; returns the state after it."""
+    assert running.failover is not None
+    await running.failover.controller.fire(event, actor="test", reason=note)
+    return running.failover.controller.record.state
+
+
+async def wait_for_state(running: Running, state: FailoverState, timeout: float = 60.0) -> None:
+    """Wait until the failover state is state (the monitor and the replayer move it)."""
+    assert running.failover is not None
+    deadline = time.monotonic() + timeout
+    while running.failover.controller.record.state is not state:
+        if time.monotonic() > deadline:
+            record = running.failover.controller.record
+            raise AssertionError(f"state is {record.state.value} ({record.reason}), not {state.value}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_for_run(running: Running, status: RunStatus, timeout: float = 60.0) -> ReplayRun:
+    """Wait until the latest replay run has status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = await running.store.replay.latest_run()
+        if run is not None and run.status is status:
+            return run
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the latest run is {run}, not {status.value}")
+        await asyncio.sleep(0.05)
