@@ -3,21 +3,27 @@
 Pure and tolerant: malformed mail never raises, it degrades (an undecodable header is shown
 as replacement characters, a broken part as an attachment of type
 application/octet-stream). Nothing here renders HTML; webmail.security.sanitizer does.
+
+The stdlib parser runs with the compat32 policy and header fields are decoded (RFC 2047)
+only where they are shown: the default policy's structured headers made parsing four
+to five times slower, and the indexer parses every delivered message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email
+import email.errors
 import email.header
+import email.parser
 import email.policy
 import email.utils
 import html
 import re
 from dataclasses import dataclass
-from email.message import EmailMessage, Message
+from email.message import Message
 
-_POLICY = email.policy.default.clone(raise_on_defect=False)
+_PARSER = email.parser.BytesParser(policy=email.policy.compat32)
 _PREVIEW = 200
 _INDEX_BODY = 65_536
 _TAGS = re.compile(r"<[^>]*>")
@@ -80,19 +86,14 @@ class MessageView:
     attachments: tuple[Attachment, ...]
 
 
-def parse(content: bytes) -> EmailMessage:
+def parse(content: bytes) -> Message:
     """Parse a whole message (never raises for malformed input)."""
-    message = email.message_from_bytes(content, policy=_POLICY)
-    assert isinstance(message, EmailMessage)
-    return message
+    return _PARSER.parsebytes(content)
 
 
 def _header(message: Message, name: str) -> str:
-    try:
-        value = message.get(name)
-    except Exception:
-        return ""
-    return " ".join(str(value).split()) if value is not None else ""
+    value = message.get(name)
+    return _decoded(str(value)) if value is not None else ""
 
 
 def _addresses(message: Message, name: str) -> tuple[Address, ...]:
@@ -104,12 +105,12 @@ def _addresses(message: Message, name: str) -> tuple[Address, ...]:
     return tuple(Address(_decoded(n), a.strip()) for n, a in pairs if a.strip() or n.strip())
 
 
-def _decoded(name: str) -> str:
-    """A display name with any RFC 2047 encoded words left by the address parser decoded."""
-    if "=?" in name:
-        with contextlib.suppress(ValueError, LookupError, UnicodeError):
-            name = str(email.header.make_header(email.header.decode_header(name)))
-    return " ".join(name.split())
+def _decoded(text: str) -> str:
+    """A header value or display name with its RFC 2047 encoded words decoded, on one line."""
+    if "=?" in text:
+        with contextlib.suppress(ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+            text = str(email.header.make_header(email.header.decode_header(text)))
+    return " ".join(text.split())
 
 
 def _date(message: Message) -> float | None:
@@ -123,12 +124,15 @@ def _date(message: Message) -> float | None:
 
 
 def _part_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
     try:
-        content = part.get_content()  # type: ignore[attr-defined]
-    except Exception:
-        payload = part.get_payload(decode=True)
-        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-    return content.replace("\r\n", "\n") if isinstance(content, str) else ""
+        text = payload.decode(charset, "replace")
+    except LookupError:  # an unknown charset name
+        text = payload.decode("utf-8", "replace")
+    return text.replace("\r\n", "\n")
 
 
 def _is_attachment(part: Message) -> bool:
@@ -212,10 +216,10 @@ def view(content: bytes) -> MessageView:
 
 def _filename(part: Message, index: int) -> str:
     try:
-        name = part.get_filename()
-    except Exception:
-        name = None
-    cleaned = "".join(char for char in (name or "") if char.isprintable() and char not in '/\\"').strip()
+        name = _decoded(part.get_filename() or "")  # RFC 2231 by the parser, RFC 2047 (Outlook) here
+    except (ValueError, LookupError, UnicodeError):
+        name = ""
+    cleaned = "".join(char for char in name if char.isprintable() and char not in '/\\"').strip()
     if cleaned:
         return cleaned[:200]
     subtype = part.get_content_subtype() if part.get_content_maintype() != "message" else "eml"

@@ -107,3 +107,21 @@ def test_build_message_keeps_bcc_out_of_the_headers() -> None:
         envelope_recipients(Draft(to="ok@remote.test, bob@"))
     quoted = Draft(to='"Lee, Sam" <sam@remote.test>; x@remote.test')
     assert envelope_recipients(quoted) == ["sam@remote.test", "x@remote.test"]
+
+
+def test_mime_view_decodes_charsets_and_encoded_names() -> None:
+    raw = (
+        b"From: =?iso-8859-1?q?Ren=E9?= <rene@remote.test>\r\nTo: alice@example.com\r\n"
+        b"Subject: =?utf-8?b?w6l0w6k=?= report\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        b"\xe9t\xe9 chaud\r\n"
+        b'--b\r\nContent-Type: application/pdf; name="=?utf-8?b?csOpc3Vtw6kucGRm?="\r\n'
+        b'Content-Disposition: attachment; filename="=?utf-8?b?csOpc3Vtw6kucGRm?="\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--b--\r\n"
+    )
+    parsed = view(raw)
+    assert parsed.summary.sender == Address("René", "rene@remote.test")
+    assert parsed.summary.subject == "été report"
+    assert parsed.text == "été chaud"  # the CRLF before a boundary belongs to the boundary
+    assert [(a.filename, a.size) for a in parsed.attachments] == [("résumé.pdf", 4)]
