@@ -33,7 +33,7 @@ class FailoverBanner:
 
 
 _SERVING = {
-    FailoverState.FAILING_OVER: "is taking over",
+    FailoverState.FAILING_OVER: "is being moved to the continuity service",
     FailoverState.FAILED_OVER: "is served by the continuity service",
     FailoverState.COMPROMISED: "is served by the continuity service",
     FailoverState.RESTORING: "is served by the continuity service while it is copied back",
