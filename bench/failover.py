@@ -3,8 +3,9 @@
 A primary stand-in (Postfix + Dovecot + HTTPS health server) and a private BIND9 with a
 TSIG key run on loopback; the appliance runs as `continuity serve` with the default
 health policy at a 5 s probe interval and DNS switching. Each round stops the primary,
-polls BIND every 50 ms until it serves the standby's MX, then restores the primary and
-the MX for the next round.
+polls BIND every 50 ms until it serves the standby's MX, then restarts the primary and
+waits for the automatic failback (the hold-down, which only delays failback, is
+shortened to 10 s so rounds can follow each other).
 
 The reference is the physical floor measured in the same run: the policy's minimum
 detection time (failures_to_down cycles spanning down_after, on cycle boundaries) plus
@@ -77,14 +78,6 @@ def _wait_mx(bind: BindServer, wanted: str, timeout: float) -> float:
     raise TimeoutError(f"BIND did not serve {wanted} within {timeout}s")
 
 
-def _cli(config: Path, env: dict[str, str], *args: str) -> str:
-    command = [sys.executable, "-m", "continuity", "--config", str(config), *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        raise RuntimeError(f"continuity {' '.join(args)} failed ({result.returncode}): {result.stderr}")
-    return result.stdout
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
@@ -111,6 +104,9 @@ def main() -> None:
         floor = detection + round_trip
         settings = primary.settings("canary@example.com")
         settings["monitor"]["interval"] = INTERVAL
+        # Only the failback waits for the hold-down; shortened so the rounds can follow each other
+        # (detection, which is what is measured, keeps the default policy).
+        settings["monitor"]["hold_down"] = 2 * INTERVAL
         web_port, smtp_port = free_port(), free_port()
         config = work / "continuity.toml"
         config.write_text(
@@ -142,8 +138,8 @@ def main() -> None:
             times.append(switched - stopped)
             print(f"round {number}: MX switched {switched - stopped:.1f}s after the primary stopped answering")
             primary.start()
-            _cli(config, env, "failback", "--note", "bench round over")
-            _wait_mx(bind, PRIMARY_MX, 60)
+            # The failover was automatic: after the (shortened) hold-down the appliance fails back by itself.
+            _wait_mx(bind, PRIMARY_MX, 120)
         median = statistics.median(times)
         report = {
             "probe_interval_s": INTERVAL,
