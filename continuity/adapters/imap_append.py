@@ -36,6 +36,7 @@ from continuity.core.replay_plan import MARKER_FIELD, parse_marker_fields
 _FETCH_MARKER = f"(BODY.PEEK[HEADER.FIELDS ({MARKER_FIELD.upper()})])"
 _LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delim>NIL|"(?:\\.|[^"])*") (?P<name>.*)$')
 _UID = re.compile(rb"UID (\d+)")
+_APPENDUID = re.compile(r"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 
 
 class ImapSessionError(Exception):
@@ -155,7 +156,9 @@ class MailboxSession:
             text = _text(response.lines)
             if response.result == "OK":
                 self._known.add(folder)
-                return Attempt(OutcomeKind.DELIVERED, text[:200], latency=time.monotonic() - started)
+                uid = _APPENDUID.search(text)
+                detail = f"appended to {folder}" + (f" (UID {uid.group(2)}, validity {uid.group(1)})" if uid else "")
+                return Attempt(OutcomeKind.DELIVERED, detail, latency=time.monotonic() - started)
             if response.result == "NO" and "[TRYCREATE]" in text.upper():
                 problem = await self.create(folder)
                 if problem is not None:

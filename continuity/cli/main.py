@@ -15,6 +15,7 @@ from continuity.cli.filter_cmd import filter_group
 from continuity.cli.mailbox_cmd import mailbox_group
 from continuity.cli.quarantine_cmd import quarantine_group
 from continuity.cli.queue_cmd import queue_group
+from continuity.cli.replay_cmd import replay_group
 from continuity.cli.serve_cmd import serve_command
 
 
@@ -42,6 +43,7 @@ for _command in FAILOVER_COMMANDS:
     cli.add_command(_command)
 cli.add_command(quarantine_group)
 cli.add_command(filter_group)
+cli.add_command(replay_group)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from continuity.core.pipeline import Direction, Envelope, Finding, Verdict
 from continuity.core.replay_plan import ItemKind, wire_message
 from continuity.core.replay_records import JournalItem
 from continuity.errors import ContinuityError
-from continuity.services.filtering import FilterPipeline
+from continuity.services.filtering import FilterPipeline, PipelineResult
 from continuity.store.protocol import Store
 
 log = logging.getLogger("continuity.replay")
@@ -106,14 +106,33 @@ class ReplayGate:
         return await asyncio.shield(task)
 
     async def _judge(self, item: JournalItem) -> GateDecision:
+        decision, result = await self.evaluate(item)
+        if decision.action is GateAction.HOLD and result is not None:
+            await hold_message(
+                self._store,
+                item.queue_id,
+                result.stored(),
+                decision.reason,
+                {
+                    "message_id": item.message_id,
+                    "sender": item.sender,
+                    "subject": item.subject,
+                    "findings": [finding.code for r in result.results for finding in r.findings],
+                },
+            )
+            self.held += 1
+        return decision
+
+    async def evaluate(self, item: JournalItem) -> tuple[GateDecision, PipelineResult | None]:
+        """The decision for item's message, without acting on it (dry runs use this directly)."""
         if item.released:
-            return GateDecision(GateAction.DELIVER, "released from quarantine by an operator")
+            return GateDecision(GateAction.DELIVER, "released from quarantine by an operator"), None
         if self.pipeline is None:
-            return GateDecision(GateAction.DELIVER, "filters disabled")
+            return GateDecision(GateAction.DELIVER, "filters disabled"), None
         stored = await self._store.verdicts.get(item.queue_id)
         if stored is not None and stored.verdict in (Verdict.QUARANTINE, Verdict.REJECT):
             # A queued message with a quarantine verdict was released by an operator.
-            return GateDecision(GateAction.DELIVER, "released from quarantine by an operator")
+            return GateDecision(GateAction.DELIVER, "released from quarantine by an operator"), None
         body = await self._store.blobs.read(item.sha256)
         local = item.kind is not ItemKind.RECEIVED
         envelope = Envelope(
@@ -127,20 +146,8 @@ class ReplayGate:
         result = await self.pipeline.evaluate(envelope, body, learn=False)
         if result.verdict in (Verdict.QUARANTINE, Verdict.REJECT):
             reason = f"judged {result.verdict.value} by the filters at replay: {result.public_reason}"
-            await hold_message(
-                self._store,
-                item.queue_id,
-                result.stored(),
-                reason,
-                {
-                    "message_id": item.message_id,
-                    "sender": item.sender,
-                    "subject": item.subject,
-                    "findings": [finding.code for r in result.results for finding in r.findings],
-                },
-            )
-            self.held += 1
-            return GateDecision(GateAction.HOLD, reason)
+            return GateDecision(GateAction.HOLD, reason), result
         if result.verdict is Verdict.TEMPFAIL:
-            return GateDecision(GateAction.DEFER, f"the filters could not decide now ({', '.join(result.failed)})")
-        return GateDecision(GateAction.DELIVER, result.verdict.value)
+            failed = ", ".join(result.failed)
+            return GateDecision(GateAction.DEFER, f"the filters could not decide now ({failed})"), result
+        return GateDecision(GateAction.DELIVER, result.verdict.value), result

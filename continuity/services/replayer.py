@@ -26,7 +26,6 @@ from continuity.config.outbound import OutboundSettings
 from continuity.config.replay import DedupCheck, ReplayMethod
 from continuity.config.settings import Settings
 from continuity.config.types import HostPort
-from continuity.core.audit import AuditRecord
 from continuity.core.failover import FailoverRecord
 from continuity.core.replay_flow import FlowControl, FlowLimits
 from continuity.core.replay_journal import RetryPolicy
@@ -41,6 +40,7 @@ from continuity.services.replay_finish import ReplayAlerts, Upkeep, complete_run
 from continuity.services.replay_gate import ReplayGate
 from continuity.services.replay_hook import ReplayProgress
 from continuity.services.replay_planner import PrimaryAddresses, ReplayPlanner, folder_map
+from continuity.services.replay_preview import confirm_restoration
 from continuity.services.replay_runs import RunKeeper, replay_mode
 from continuity.services.replay_status import ReplayStatus, collect_status, describe
 from continuity.store.group_commit import GroupCommitter
@@ -177,13 +177,7 @@ class ReplayService:
 
     async def confirm(self, actor: str, note: str) -> ReplayRun | None:
         """Record an operator's confirmation of the run awaiting it; None when none waits."""
-        run = await self._store.replay.latest_run(RunKind.RESTORATION)
-        if run is None or not run.needs_confirmation:
-            return None
-        confirmed = await self._store.replay.confirm_run(run.id, actor, self._clock())
-        await self._store.audit.append(
-            AuditRecord.of(actor, "replay.confirm", note or "replay after a compromise confirmed", {"run": run.id})
-        )
+        confirmed = await confirm_restoration(self._store, actor, note)
         self.wake()
         return confirmed
 
