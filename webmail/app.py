@@ -16,6 +16,7 @@ from litestar.types import ControllerRouterHandler
 
 from continuity import __version__
 from webmail.api import admin_router
+from webmail.api.signals import webhook_router
 from webmail.context import WebContext
 from webmail.mail.router import webmail_routers
 from webmail.metrics import metrics_route
@@ -46,6 +47,7 @@ def create_app(context: WebContext) -> Litestar:
         ),
     )
     handlers: list[ControllerRouterHandler] = [healthz, admin_router(context), metrics_route(context)]
+    handlers.append(webhook_router(context))  # POST /api/v1/signals: its own token (issue 8)
     if context.webmail is not None:
         handlers += webmail_routers(context.webmail)
     return Litestar(

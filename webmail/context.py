@@ -10,6 +10,7 @@ from litestar.params import SkipValidation
 
 from continuity.config.settings import Settings
 from continuity.services.failover_wiring import FailoverServices
+from continuity.services.signals import SignalService
 from continuity.store.protocol import Store
 from webmail.mail.services import WebmailServices
 
@@ -29,6 +30,8 @@ class WebContext:
     failover: FailoverServices | None = None
     # The webmail's services (webmail.mail.services.WebmailServices); None serves no webmail.
     webmail: WebmailServices | None = None
+    # The compromise signals of the running appliance (issue 8); None when off or in tools.
+    signals: SignalService | None = None
 
     def dependencies(self) -> dict[str, Provide]:
         """Litestar dependencies: handlers ask for ``store`` or ``settings`` by parameter name."""

@@ -110,9 +110,11 @@ class SmtpListener:
         limiter: ClientLimiter,
         content_limits: ContentLimits,
         tls_context: ssl.SSLContext | None,
+        handler: Any | None = None,
     ) -> None:
         self._settings = settings
-        self._handler = IngestHandler(ingest, limiter, settings.max_recipients, content_limits)
+        # Another listener (the relay feed's) brings its own handler hooks.
+        self._handler = handler or IngestHandler(ingest, limiter, settings.max_recipients, content_limits)
         self._hooks = handler_hooks(self._handler)
         self._limiter = limiter
         self._tls_context = tls_context

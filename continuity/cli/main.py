@@ -17,6 +17,7 @@ from continuity.cli.quarantine_cmd import quarantine_group
 from continuity.cli.queue_cmd import queue_group
 from continuity.cli.replay_cmd import replay_group
 from continuity.cli.serve_cmd import serve_command
+from continuity.cli.signals_cmd import signals_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,6 +44,7 @@ for _command in FAILOVER_COMMANDS:
     cli.add_command(_command)
 cli.add_command(quarantine_group)
 cli.add_command(filter_group)
+cli.add_command(signals_group)
 cli.add_command(replay_group)
 
 

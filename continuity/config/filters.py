@@ -150,6 +150,10 @@ class FilterSettings(BaseModel):
     urls: UrlSettings = Field(default_factory=UrlSettings, description="URL stage.")
     hijack: HijackSettings = Field(default_factory=HijackSettings, description="Reply-chain hijack stage.")
     bec: BecSettings = Field(default_factory=BecSettings, description="BEC and invoice fraud stage.")
+    compromise: StageSettings = Field(
+        default_factory=StageSettings,
+        description="Compromised-mailbox stage: hijacked replies and bank-detail changes in outbound mail.",
+    )
     clamd: ClamdSettings = Field(default_factory=ClamdSettings, description="clamd virus scanner (optional).")
     rspamd: RspamdSettings = Field(default_factory=RspamdSettings, description="rspamd (optional).")
 

@@ -16,14 +16,16 @@ from pydantic_settings import (
 
 from continuity.config.admin import AdminSettings
 from continuity.config.dkim import DkimSettings
-from continuity.config.filters import FilterSettings
 from continuity.config.dns import DnsSettings
 from continuity.config.failover import FailoverSettings
+from continuity.config.feeds import FeedSettings
+from continuity.config.filters import FilterSettings
 from continuity.config.monitor import MonitorSettings
 from continuity.config.notify import NotifySettings
 from continuity.config.outbound import OutboundSettings
 from continuity.config.primary import PrimarySettings
 from continuity.config.replay import ReplaySettings
+from continuity.config.signals import SignalSettings
 from continuity.config.smtp import SmtpSettings
 from continuity.config.storage import StorageSettings
 from continuity.config.web import WebSettings
@@ -67,15 +69,17 @@ class Settings(BaseSettings):
     primary: PrimarySettings = Field(default_factory=PrimarySettings, description="The primary Exchange.")
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Message store.")
     admin: AdminSettings = Field(default_factory=AdminSettings, description="Admin HTTP API.")
-    filters: FilterSettings = Field(default_factory=FilterSettings, description="Security filter pipeline.")
-    webmail: WebmailSettings = Field(default_factory=WebmailSettings, description="Webmail for affected users.")
-    dkim: DkimSettings = Field(default_factory=DkimSettings, description="DKIM signing of outbound mail.")
     monitor: MonitorSettings = Field(default_factory=MonitorSettings, description="Health monitor of the primary.")
     failover: FailoverSettings = Field(default_factory=FailoverSettings, description="Failover switching.")
     dns: DnsSettings = Field(default_factory=DnsSettings, description="DNS switching (RFC 2136 with TSIG).")
     notify: NotifySettings = Field(default_factory=NotifySettings, description="State-change notifications.")
+    filters: FilterSettings = Field(default_factory=FilterSettings, description="Security filter pipeline.")
+    webmail: WebmailSettings = Field(default_factory=WebmailSettings, description="Webmail for affected users.")
+    dkim: DkimSettings = Field(default_factory=DkimSettings, description="DKIM signing of outbound mail.")
     outbound: OutboundSettings = Field(default_factory=OutboundSettings, description="Outbound delivery.")
     replay: ReplaySettings = Field(default_factory=ReplaySettings, description="Replay into the primary.")
+    feeds: FeedSettings = Field(default_factory=FeedSettings, description="Feeds of the primary's mail.")
+    signals: SignalSettings = Field(default_factory=SignalSettings, description="Compromise signals and responses.")
 
     @field_validator("domains")
     @classmethod

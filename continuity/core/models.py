@@ -23,6 +23,15 @@ class MessageState(StrEnum):
     RELAY = "relay"
     # Gateway mode: relayed to the primary; never replayed.
     RELAYED = "relayed"
+    # Feeds (the primary's relay, its journal): a copy of mail the primary already has, kept in the
+    # standby mailboxes for the rolling window and then pruned. Never replayed into the primary.
+    MIRRORED = "mirrored"
+    # Relay feed: the primary's outbound mail waiting to be relayed to the Internet (then mirrored).
+    # Never replayed into the primary: it came from there.
+    OUTGOING = "outgoing"
+    # Relay feed: the primary's outbound mail held for review (a contained mailbox, or judged
+    # malicious); an admin releases it to the Internet or deletes it. Never replayed.
+    CONTAINED = "contained"
 
 
 class RecipientState(StrEnum):

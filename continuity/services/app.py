@@ -19,10 +19,13 @@ from continuity.config.settings import Settings
 from continuity.config.types import HostPort
 from continuity.core.client_limits import ClientLimiter, ClientLimitPolicy
 from continuity.core.content_checks import ContentLimits
+from continuity.core.failover import FailoverState
 from continuity.core.models import IncomingMessage
 from continuity.services.data_dir_lock import DataDirLock
 from continuity.services.directory import DirectoryCache
 from continuity.services.failover_wiring import FailoverServices, build_failover, start_tasks
+from continuity.services.feeds_wiring import FeedServices, build_signals, start_feeds
+from continuity.services.feeds_wiring import start_tasks as start_feed_tasks
 from continuity.services.filter_setup import FilterService
 from continuity.services.ingest import IngestService
 from continuity.services.outbound_filter import PipelineOutboundFilter
@@ -54,6 +57,8 @@ class Running:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Failover (issue 4): controller, monitor, gateway relay, metrics.
     failover: FailoverServices | None = None
+    # Feeds and compromise signals (issue 8): relay listener, relay worker, signals, IMAP checks.
+    feeds: FeedServices | None = None
     webmail: WebmailServices | None = None
     # The security filter pipeline (issue 6); None when [filters] enabled = false.
     filters: FilterService | None = None
@@ -91,6 +96,8 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     # --- replay (issue 7): the replayer judges every message again with the same pipeline ---
     if failover.replay is not None:
         failover.replay.use_pipeline(filters.pipeline if filters is not None else None)
+    # --- feeds and signals (issue 8): the signals hear about every committed message ---
+    signals, signal_notifier = build_signals(settings, store, directory)
     ingest = IngestService(
         domains=frozenset(settings.domains),
         directory=directory,
@@ -100,6 +107,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         hostname=settings.smtp.hostname,
         route=failover.gate.initial_state,
         pipeline=filters.pipeline if filters is not None else None,
+        observer=signals.observe if signals is not None else None,
     )
     limiter = ClientLimiter(
         ClientLimitPolicy.build(
@@ -117,7 +125,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     smtp = SmtpListener(settings.smtp, ingest, limiter, limits, tls)
     smtp_bound = await smtp.start()
     web = WebListener(
-        create_app(WebContext(settings=settings, store=store, failover=failover, webmail=webmail)),
+        create_app(WebContext(settings=settings, store=store, failover=failover, webmail=webmail, signals=signals)),
         settings.web.listen_address,
     )
     try:
@@ -137,11 +145,31 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         settings.failover.mode.value,
         "probing " + settings.primary.host if failover.probes is not None else "not probing (no primary)",
     )
+    running.filters = filters
+    # --- feeds and signals (issue 8) ---
+    try:
+        feeds = await start_feeds(
+            settings,
+            store,
+            ingest,
+            directory,
+            signals,
+            signal_notifier,
+            lambda: failover.controller.record.state is FailoverState.COMPROMISED,
+            tls,
+        )
+    except BaseException:
+        await smtp.stop(0)
+        await web.stop()
+        for task in running.tasks:
+            task.cancel()
+        raise
+    running.feeds = feeds
+    running.tasks += start_feed_tasks(feeds)
     # --- webmail (issue 5) ---
     if webmail is not None:
         running.webmail = webmail
         running.tasks += [asyncio.create_task(work, name=name) for name, work in webmail_tasks(webmail)]
-    running.filters = filters
     mode = "standalone (no primary configured)" if not settings.primary.configured else settings.primary.host
     log.info(
         "ready: SMTP on %s%s, web on %s, %d addresses in the directory, domains %s, primary %s",
@@ -167,12 +195,16 @@ async def stop(running: Running, grace: float) -> None:
     """Drain SMTP, stop the web tier, flush commits and close the store."""
     log.info("shutting down: finishing SMTP transactions in flight (up to %.0fs)", grace)
     await running.smtp.stop(grace)
+    if running.feeds is not None:
+        await running.feeds.stop_listening(grace)
     await running.web.stop()
     for task in running.tasks:
         task.cancel()
     await asyncio.gather(*running.tasks, return_exceptions=True)
     if running.failover is not None:
         await running.failover.close()
+    if running.feeds is not None:
+        await running.feeds.close()
     await running.directory.stop()
     await running.committer.drain()
     if running.filters is not None:

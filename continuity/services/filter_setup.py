@@ -21,6 +21,7 @@ from continuity.filters.attachments import ArchiveLimits, AttachmentStage
 from continuity.filters.auth import AuthStage
 from continuity.filters.bec import BecStage, Identities, builtin_freemail, normalize_name
 from continuity.filters.clamd import ClamdStage
+from continuity.filters.compromise import CompromiseStage
 from continuity.filters.domains import DomainFeed
 from continuity.filters.hijack import HijackStage
 from continuity.filters.rspamd import RspamdStage
@@ -127,6 +128,14 @@ class FilterService:
                     BecStage(self.memory, self.identities, freemail, partners, self.executor),
                     config.bec.timeout,
                     config.bec.fail_open,
+                )
+            )
+        if config.compromise.enabled:
+            stages.append(
+                StageConfig(
+                    CompromiseStage(self.memory, self.memory, domains, self.executor),
+                    config.compromise.timeout,
+                    config.compromise.fail_open,
                 )
             )
         if config.clamd.enabled and config.clamd.address:

@@ -11,6 +11,10 @@ in state HELD, in no mailbox until an operator releases it; TAG and ACCEPT store
 normally. The filters' header fields go into the header block stored beside the body
 (before the Received field), and the verdict is committed with the queue row; the body
 stays exactly the bytes the client sent.
+
+The feeds (the primary's relay and journal, continuity.services.relay_feed and
+journal_feed) use the same path with a :class:`Placement` that decides the state
+(outgoing, contained, mirrored); an observer hears about every committed message.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from continuity.core.content_checks import ContentLimits, ContentProblem, find_content_problem
 from continuity.core.headers import TraceInfo, build_received_header, read_summary_headers
@@ -46,6 +51,29 @@ class TransactionInfo:
     protocol: str
     sender: str
     recipients: tuple[AcceptedRecipient, ...]
+    # Which way the mail travels (OUTBOUND for the primary's relayed mail) and, for outbound
+    # mail, the mailbox that sent it; both go to the filter pipeline's envelope.
+    direction: Direction = Direction.INBOUND
+    authenticated_user: str = ""
+
+
+class Placement(Protocol):
+    """How a feed other than the MX listener (the primary's relay, its journal) files what it ingests.
+
+    It is asked after the filters and before the commit, so what it decides (relay the
+    message, hold it, keep it as a mirrored copy) is durable with the message.
+    """
+
+    @property
+    def annotate(self) -> bool:
+        """Whether the filters' header fields are stored before the message (not for mail leaving)."""
+        ...
+
+    async def place(
+        self, transaction: TransactionInfo, message: IncomingMessage, filtered: PipelineResult | None
+    ) -> MessageState:
+        """The state to commit message in (it has its queue id; its state is what the MX would use)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +128,7 @@ class IngestService:
         recipient_delimiter: str = "",
         route: Callable[[], MessageState] | None = None,
         pipeline: FilterPipeline | None = None,
+        observer: Callable[[IncomingMessage, PipelineResult | None], None] | None = None,
     ) -> None:
         self._domains = domains
         self._directory = directory
@@ -112,13 +141,20 @@ class IngestService:
         self._route = route
         # The security filter pipeline (None when [filters] enabled = false).
         self._pipeline = pipeline
+        # Told about every committed message (compromise signals watch the mail flow); must not block.
+        self._observer = observer
 
     def decide_recipient(self, address: str) -> RecipientDecision:
         """Decide on one RCPT TO address from the in-memory directory."""
         return decide_recipient(address, self._domains, self._directory.entries, self._delimiter)
 
-    async def ingest(self, transaction: TransactionInfo, content: bytes) -> IngestOutcome:
-        """Check content and make it durable; returns once it is on disk (or why not)."""
+    async def ingest(
+        self, transaction: TransactionInfo, content: bytes, placement: Placement | None = None
+    ) -> IngestOutcome:
+        """Check content and make it durable; returns once it is on disk (or why not).
+
+        placement, given by the feeds, decides the state instead of the quarantine and routing rules.
+        """
         problem = find_content_problem(content, self._limits)
         if problem is not None:
             log.info(
@@ -161,7 +197,10 @@ class IngestService:
             sender=transaction.sender,
             recipients=transaction.recipients,
             content=content,
-            trace_header=(filtered.header_block if filtered is not None else b"") + trace,
+            trace_header=(
+                filtered.header_block if filtered is not None and (placement is None or placement.annotate) else b""
+            )
+            + trace,
             received_at=now,
             client_address=transaction.client_address,
             client_helo=transaction.client_helo,
@@ -171,7 +210,10 @@ class IngestService:
             state=MessageState.HELD if quarantined else MessageState.QUEUED,
             verdict=filtered.stored(now) if filtered is not None else None,
         )
-        if self._route is not None and message.state is MessageState.QUEUED:
+        if placement is not None:
+            message = dataclasses.replace(message, state=await placement.place(transaction, message, filtered))
+            quarantined = message.state in (MessageState.HELD, MessageState.CONTAINED)
+        elif self._route is not None and message.state is MessageState.QUEUED:
             message = dataclasses.replace(message, state=self._route())
         self._messages.prepare(message)
         try:
@@ -184,6 +226,8 @@ class IngestService:
                 exc,
             )
             return StorageFailed(str(exc))
+        if self._observer is not None:
+            self._observer(message, filtered)
         verdict = filtered.verdict if filtered is not None else Verdict.ACCEPT
         log.info(
             "%s: %s from=<%s> to=%s size=%d client=[%s] message-id=%s",
@@ -203,8 +247,9 @@ class IngestService:
         envelope = Envelope(
             sender=transaction.sender,
             recipients=tuple(recipient.address for recipient in transaction.recipients),
-            direction=Direction.INBOUND,
+            direction=transaction.direction,
             client_address=transaction.client_address,
             client_helo=transaction.client_helo,
+            authenticated_user=transaction.authenticated_user,
         )
         return await self._pipeline.evaluate(envelope, content)

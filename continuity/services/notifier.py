@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -32,6 +32,23 @@ class MailSender(Protocol):
 
     async def deliver(self, sender: str, recipients: list[str], message: bytes) -> DeliveryReport:
         """Deliver once, report per recipient."""
+        ...
+
+
+class Announcement(Protocol):
+    """Something to tell the admins: a state change, or a compromise signal (continuity.services.signal_notices)."""
+
+    @property
+    def subject(self) -> str:
+        """The mail subject."""
+        ...
+
+    def payload(self) -> dict[str, object]:
+        """The webhook body."""
+        ...
+
+    def text(self) -> str:
+        """The mail body."""
         ...
 
 
@@ -100,12 +117,17 @@ class Notifier:
         """The envelope and header sender of notification mail."""
         return self._settings.from_address or f"continuity@{self._hostname}"
 
-    def announce(self, change: StateChange) -> None:
+    def announce(self, change: Announcement) -> None:
         """Start notifying; returns at once."""
         if self._settings.admin_emails and self._mail is not None:
-            self._spawn(self._send_mail(change))
+            self._spawn(self._send_mail(change, self._settings.admin_emails))
         if self._settings.webhook_url:
             self._spawn(self._call_webhook(change))
+
+    def mail(self, change: Announcement, recipients: Sequence[str]) -> None:
+        """Start mailing change to recipients only (no webhook); returns at once."""
+        if recipients and self._mail is not None:
+            self._spawn(self._send_mail(change, recipients))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -117,11 +139,11 @@ class Notifier:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _send_mail(self, change: StateChange) -> None:
+    async def _send_mail(self, change: Announcement, recipients: Sequence[str]) -> None:
         assert self._mail is not None
         message = EmailMessage()
         message["From"] = self.sender
-        message["To"] = ", ".join(self._settings.admin_emails)
+        message["To"] = ", ".join(recipients)
         message["Subject"] = change.subject
         message["Date"] = formatdate(localtime=False)
         message["Message-ID"] = make_msgid(domain=self._hostname)
@@ -129,7 +151,7 @@ class Notifier:
         message.set_content(change.text())
         try:
             async with asyncio.timeout(self._settings.timeout):
-                report = await self._mail.deliver(self.sender, list(self._settings.admin_emails), bytes(message))
+                report = await self._mail.deliver(self.sender, list(recipients), bytes(message))
         except Exception as exc:
             log.error("notification mail '%s' could not be sent: %s", change.subject, exc)
             return
@@ -139,7 +161,7 @@ class Notifier:
                     "notification mail to %s %s: %d %s", result.recipient, result.status.value, result.code, result.text
                 )
 
-    async def _call_webhook(self, change: StateChange) -> None:
+    async def _call_webhook(self, change: Announcement) -> None:
         headers = {"User-Agent": "continuity-notify"}
         if self._settings.webhook_secret is not None:
             headers["Authorization"] = f"Bearer {self._settings.webhook_secret.get_secret_value()}"

@@ -16,6 +16,7 @@ from continuity.core.models import DirectoryEntry, IncomingMessage, Mailbox, Que
 from continuity.store.failover_protocol import FailoverRepository
 from continuity.store.filters_protocol import FilterMemoryRepository, QuarantineRepository, VerdictRepository
 from continuity.store.replay_protocol import ReplayRepository
+from continuity.store.signals_protocol import FeedRepository, SignalRepository
 from continuity.store.webmail_protocol import OutboundRepository, WebmailAuthRepository, WebmailRepository
 
 
@@ -185,6 +186,16 @@ class Store(Protocol):
     @property
     def replay(self) -> ReplayRepository:
         """Replay runs and the per-recipient replay journal (continuity.store.replay_protocol)."""
+        ...
+
+    @property
+    def feeds(self) -> FeedRepository:
+        """The primary's relayed mail: its queue, held outbound mail, the mailbox window."""
+        ...
+
+    @property
+    def signals(self) -> SignalRepository:
+        """Compromise signals, mailbox states and the baselines' history."""
         ...
 
     async def close(self) -> None:

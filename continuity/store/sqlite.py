@@ -10,6 +10,7 @@ from continuity.store.blobs import BlobStore
 from continuity.store.sqlite_audit import AUDIT_MIGRATIONS, SqliteAuditRepository
 from continuity.store.sqlite_db import SqliteDatabase
 from continuity.store.sqlite_failover import FAILOVER_MIGRATIONS, SqliteFailoverRepository
+from continuity.store.sqlite_feeds import FEED_MIGRATIONS, SqliteFeedRepository, insert_feed_rows
 from continuity.store.sqlite_filters import (
     FILTER_MIGRATIONS,
     SqliteFilterMemoryRepository,
@@ -23,6 +24,7 @@ from continuity.store.sqlite_outbound import OUTBOUND_MIGRATIONS, SqliteOutbound
 from continuity.store.sqlite_replay import SqliteReplayRepository
 from continuity.store.sqlite_replay_schema import REPLAY_MIGRATIONS
 from continuity.store.sqlite_schema import CORE_MIGRATIONS
+from continuity.store.sqlite_signals import SIGNAL_MIGRATIONS, SqliteSignalRepository
 from continuity.store.sqlite_webmail import SqliteWebmailRepository
 from continuity.store.sqlite_webmail_auth import SqliteWebmailAuthRepository
 from continuity.store.sqlite_webmail_schema import WEBMAIL_MIGRATIONS
@@ -35,6 +37,8 @@ MIGRATIONS: Sequence[tuple[str, Sequence[str]]] = (
     ("webmail", WEBMAIL_MIGRATIONS),
     ("outbound", OUTBOUND_MIGRATIONS),
     ("filters", FILTER_MIGRATIONS),
+    ("signals", SIGNAL_MIGRATIONS),
+    ("feeds", FEED_MIGRATIONS),
     ("replay", REPLAY_MIGRATIONS),
 )
 
@@ -46,7 +50,9 @@ class SqliteStore:
         self.database = SqliteDatabase(database_path)
         self.blob_store = BlobStore(blob_root)
         self._mailboxes = SqliteMailboxRepository(self.database)
-        self._messages = SqliteMessageRepository(self.database, self.blob_store, (insert_verdict_rows,))
+        self._messages = SqliteMessageRepository(
+            self.database, self.blob_store, (insert_verdict_rows, insert_feed_rows)
+        )
         self._audit = SqliteAuditRepository(self.database, database_path.with_name(database_path.name + ".audit-head"))
         self._failover = SqliteFailoverRepository(self.database)
         self._webmail = SqliteWebmailRepository(self.database, self.blob_store)
@@ -55,6 +61,8 @@ class SqliteStore:
         self._verdicts = SqliteVerdictRepository(self.database)
         self._filter_memory = SqliteFilterMemoryRepository(self.database)
         self._quarantine = SqliteQuarantineRepository(self.database, self.blob_store)
+        self._feeds = SqliteFeedRepository(self.database, self.blob_store)
+        self._signals = SqliteSignalRepository(self.database)
         self._replay = SqliteReplayRepository(self.database, self.blob_store)
 
     @property
@@ -104,6 +112,14 @@ class SqliteStore:
     @property
     def replay(self) -> SqliteReplayRepository:
         return self._replay
+
+    @property
+    def feeds(self) -> SqliteFeedRepository:
+        return self._feeds
+
+    @property
+    def signals(self) -> SqliteSignalRepository:
+        return self._signals
 
     def open_sync(self, *, recover: bool) -> None:
         """Create or migrate the database and the blob tree; blocking."""

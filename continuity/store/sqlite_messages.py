@@ -37,6 +37,10 @@ def _entry_from(row: tuple[object, ...]) -> QueueEntry:
     )
 
 
+# States whose messages are in no recipient's mailbox when committed.
+_IN_NO_MAILBOX = frozenset({MessageState.HELD, MessageState.CONTAINED})
+
+
 def _insert_rows(connection: sqlite3.Connection, batch: Sequence[IncomingMessage]) -> None:
     connection.executemany(
         "INSERT INTO messages (queue_id, received_at, sender, size, sha256, message_id, subject,"
@@ -67,11 +71,18 @@ def _insert_rows(connection: sqlite3.Connection, batch: Sequence[IncomingMessage
         ],
     )
     # Standalone delivery: a copy in each recipient's standby mailbox (once per mailbox);
-    # held (quarantined) messages reach no mailbox until they are released.
+    # held (quarantined) messages reach no mailbox until they are released, and recipients
+    # outside the appliance's mailboxes (mail the primary relays out, mailbox "") none at all.
     connection.executemany(
         "INSERT OR IGNORE INTO mailbox_messages (mailbox, queue_id, folder, flags, delivered_at)"
         " VALUES (?, ?, 'INBOX', '', ?)",
-        [(r.mailbox, m.queue_id, m.received_at) for m in batch if m.state is not MessageState.HELD for r in m.recipients],
+        [
+            (r.mailbox, m.queue_id, m.received_at)
+            for m in batch
+            if m.state not in _IN_NO_MAILBOX
+            for r in m.recipients
+            if r.mailbox
+        ],
     )
 
 
@@ -147,8 +158,15 @@ class SqliteMessageRepository:
     async def count(self) -> int:
         def work(connection: sqlite3.Connection) -> int:
             row = connection.execute(
-                "SELECT COUNT(*) FROM messages WHERE state NOT IN (?, ?)",
-                (MessageState.REPLAYED.value, MessageState.RELAYED.value),
+                "SELECT COUNT(*) FROM messages WHERE state NOT IN (?, ?, ?, ?, ?)",
+                (
+                    MessageState.REPLAYED.value,
+                    MessageState.RELAYED.value,
+                    # The feeds' copies and the primary's own outbound mail are never replayed.
+                    MessageState.MIRRORED.value,
+                    MessageState.OUTGOING.value,
+                    MessageState.CONTAINED.value,
+                ),
             )
             return int(row.fetchone()[0])
 
