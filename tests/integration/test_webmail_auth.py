@@ -142,6 +142,21 @@ async def test_sessions_expire(client: WebmailClient, wm: Running) -> None:
     await wm.store.database.write(age)
     assert (await client.get("/mail")).headers["location"] == "/login"
     assert await wm.store.webmail_auth.session(token) is None
+    # An active session still ends session_max_hours after sign-in.
+    await client.login()
+    active = client.http.cookies.get("cw_session")
+    assert active and (await client.get("/mail")).status_code == 200
+    fresh = await wm.store.webmail_auth.session(active)
+    assert fresh is not None
+
+    def born_long_ago(connection: sqlite3.Connection) -> None:
+        connection.execute(
+            "UPDATE webmail_sessions SET created_at = ? WHERE token_hash = ?",
+            (time.time() - 13 * 3600, fresh.token_hash),
+        )
+
+    await wm.store.database.write(born_long_ago)
+    assert (await client.get("/mail")).headers["location"] == "/login"
 
 
 async def test_security_headers(client: WebmailClient) -> None:
