@@ -230,11 +230,16 @@ async def smtp_batch(context: DeliveryContext, session: SmtpSession, items: list
         latency = time.monotonic() - started
         context.bytes_sent += len(data)
         answers = {result.recipient: result for result in results}
+        throttled = False
         for item in sending:
             result = answers.get(item.mailbox)
             code = result.code if result is not None else 0
             text = f"{code} {result.text}".strip() if result is not None else "no answer for this recipient"
             kind = classify_smtp(code) if code else OutcomeKind.DEFERRED
+            throttled = throttled or kind is OutcomeKind.THROTTLED
             attempt = Attempt(kind, f"SMTP {session.target}: {text}"[:300], code, latency)
             pause = context.slots.observe(attempt)
             await context.settle(item, attempt, "", pause)
+        if throttled:
+            # Back off for real: a new connection after the pause (a loaded server may shed this one).
+            await session.close()

@@ -15,15 +15,15 @@ from tests.support.primary import MASTER_USER, PrimaryStandIn
 USERS = {"alice@example.com": "alice-secret", "bob@example.com": "bob-secret"}
 
 
-def replay_overrides(primary: PrimaryStandIn, **overrides: Any) -> dict[str, Any]:
+def replay_overrides(stand_in: PrimaryStandIn, **overrides: Any) -> dict[str, Any]:
     """Settings for an appliance that replays into the stand-in (gateway mode, no probes unless overridden)."""
-    base = primary.settings()
+    base = stand_in.settings()
     base["monitor"].update({"enabled": False, "interval": 0.2})
     base["failover"] = {"mode": "gateway", "command_poll": 0.05, "retry_initial": 0.2}
     base["replay"] = {
         "master_user": MASTER_USER,
-        "master_password": primary.master_password,
-        "ca_file": str(primary.ca_file),
+        "master_password": stand_in.master_password,
+        "ca_file": str(stand_in.ca_file),
         "rate": 0,
         "poll": 0.2,
         "retry_initial": 0.5,

@@ -1,0 +1,103 @@
+"""A small real IMAPS proxy in front of the stand-in's Dovecot that plays an overloaded Exchange.
+
+Exchange throttles IMAP clients through its client throttling policies (the IMAP budget):
+an APPEND beyond the budget is answered ``NO [LIMIT] Server busy`` (Exchange Online:
+"NO Server Unavailable. 15"), and a busy mailbox server answers slowly. The proxy
+terminates TLS with the stand-in's certificate, forwards everything to Dovecot over TLS,
+and, on a schedule counted in forwarded APPENDs, first refuses every APPEND for a while,
+then delays each one. It records when it refused and forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import ssl
+import time
+from pathlib import Path
+
+from tests.support.ports import free_port
+
+_LITERAL = re.compile(rb"\{(\d+)(\+?)\}\r\n$")
+
+
+class ThrottlingImapProxy:
+    """127.0.0.1:port -> Dovecot's IMAPS port, with a busy phase and a slow phase."""
+
+    def __init__(self, upstream_port: int, cert_file: Path, key_file: Path, ca_file: Path) -> None:
+        self.port = free_port()
+        self._upstream = upstream_port
+        self._server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._server_tls.load_cert_chain(str(cert_file), str(key_file))
+        self._client_tls = ssl.create_default_context(cafile=str(ca_file))
+        self._server: asyncio.Server | None = None
+        # After busy_after forwarded APPENDs: refuse every APPEND for busy_for seconds,
+        # then delay the next slow_appends APPENDs by slow_delay seconds each.
+        self.busy_after = 10**9
+        self.busy_for = 0.0
+        self.slow_appends = 0
+        self.slow_delay = 0.0
+        self.busy_from = 0.0
+        self.busy_until = 0.0
+        self.refused: list[float] = []
+        self.forwarded: list[float] = []
+
+    async def start(self) -> None:
+        """Listen."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, ssl=self._server_tls)
+
+    async def stop(self) -> None:
+        """Stop listening and close connections."""
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+    def _busy(self, now: float) -> bool:
+        if not self.busy_from and len(self.forwarded) >= self.busy_after:
+            self.busy_from, self.busy_until = now, now + self.busy_for
+        return self.busy_from <= now < self.busy_until
+
+    def _slow(self, now: float) -> bool:
+        return bool(self.busy_until) and now >= self.busy_until and self.slow_appends > 0
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(
+            "127.0.0.1", self._upstream, ssl=self._client_tls, server_hostname="127.0.0.1"
+        )
+        pump = asyncio.create_task(self._pump(up_reader, writer))
+        try:
+            while line := await reader.readline():
+                tag, _, rest = line.partition(b" ")
+                command = rest.split(b" ", 1)[0].upper()
+                literal = _LITERAL.search(line)
+                now = time.monotonic()
+                if command == b"APPEND" and self._busy(now):
+                    self.refused.append(now)
+                    if literal and literal.group(2):  # LITERAL+: the data follows regardless
+                        await reader.readexactly(int(literal.group(1)) + 2)
+                    writer.write(tag + b" NO [LIMIT] Server busy, try again later\r\n")
+                    continue
+                if command == b"APPEND":
+                    if self._slow(now):
+                        self.slow_appends -= 1
+                        await asyncio.sleep(self.slow_delay)
+                    self.forwarded.append(time.monotonic())
+                up_writer.write(line)
+                if literal:
+                    # The client sends the literal once Dovecot's "+" reached it through the pump.
+                    up_writer.write(await reader.readexactly(int(literal.group(1))))
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
+            pass
+        finally:
+            up_writer.close()
+            writer.close()
+            pump.cancel()
