@@ -23,11 +23,12 @@ from continuity.config.settings import Settings
 from continuity.config.types import HostPort
 from continuity.core.client_limits import ClientLimiter, ClientLimitPolicy
 from continuity.core.content_checks import ContentLimits
+from continuity.core.models import MessageState
 from continuity.services.directory import DirectoryCache
 from continuity.services.gateway import tls_context
 from continuity.services.ingest import IngestService
 from continuity.services.journal_feed import JournalFeed
-from continuity.services.mailbox_checks import MailboxChecks
+from continuity.services.mailbox_checks import MailboxChecks, Readiness
 from continuity.services.mirror_window import MirrorWindow
 from continuity.services.notifier import Notifier
 from continuity.services.relay_feed import RelayFeed
@@ -139,6 +140,7 @@ async def start_feeds(
                 sent_folders=settings.signals.sent_folders,
                 concurrency=settings.signals.imap_concurrency,
                 domains=frozenset(settings.domains),
+                ready=_reached_primary(store),
             )
             signals.on_sent = checks.sample_sent
             signals.on_inbound = checks.sample_inbound
@@ -215,6 +217,20 @@ async def start_feeds(
         f"; journal reports to {feeds.journal_address}" if journal is not None else "",
     )
     return services
+
+
+def _reached_primary(store: Store) -> Readiness:
+    """Whether an inbound message is on the primary: journaled copies are; gateway mail once relayed."""
+
+    async def ready(queue_id: str) -> bool | None:
+        entry = await store.messages.get(queue_id)
+        if entry is None:
+            return None
+        if entry.state in (MessageState.RELAYED, MessageState.MIRRORED):
+            return True
+        return False if entry.state is MessageState.RELAY else None
+
+    return ready
 
 
 def _next_hop(settings: Settings) -> SmtpDelivery:

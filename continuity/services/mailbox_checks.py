@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -55,9 +56,15 @@ class Check:
     queue_id: str
     queued_at: float
     attempt: int = 0
+    waits: int = 0
 
 
 Locator = Callable[[ImapAccess, str, str, Sequence[str] | None], Awaitable[tuple[str, ...]]]
+# Whether a sampled inbound message has reached the primary: True (check now), False (not yet,
+# look again later), None (it never will: the check is dropped).
+Readiness = Callable[[str], Awaitable[bool | None]]
+# How often an inbound check waits for its message to reach the primary before it is dropped.
+_MAX_WAITS = 10
 
 
 class MailboxChecks:
@@ -75,6 +82,7 @@ class MailboxChecks:
         concurrency: int,
         domains: frozenset[str],
         locator: Locator = locate,
+        ready: Readiness | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._signals = signals
@@ -85,6 +93,7 @@ class MailboxChecks:
         self._sent_folders = tuple(sent_folders)
         self._domains = domains
         self._locate = locator
+        self._ready = ready
         self._rng = rng or random.Random()
         self._due: list[tuple[float, int, Check]] = []
         self._counter = itertools.count()
@@ -166,16 +175,21 @@ class MailboxChecks:
                     f"not found in {', '.join(self._sent_folders)} {time.time() - check.queued_at:.0f}s later",
                 ),
             )
+        if self._ready is not None:
+            ready = await self._ready(check.queue_id)
+            if ready is None:
+                return None
+            if not ready:
+                if check.waits < _MAX_WAITS:
+                    self._schedule(dataclasses.replace(check, waits=check.waits + 1), self._inbox_delay)
+                return None
         in_inbox = await self._locate(self._access, check.mailbox, check.message_id, (_INBOX,))
         if in_inbox:
             return None
         elsewhere = await self._locate(self._access, check.mailbox, check.message_id, None)
         elsewhere = tuple(folder for folder in elsewhere if folder.upper() != _INBOX)
         if not elsewhere and check.attempt == 0:
-            self._schedule(
-                Check(check.kind, check.mailbox, check.message_id, check.queue_id, check.queued_at, 1),
-                self._inbox_delay * _RETRY_FACTOR,
-            )
+            self._schedule(dataclasses.replace(check, attempt=1), self._inbox_delay * _RETRY_FACTOR)
             return None
         where = f"moved to {', '.join(elsewhere)}" if elsewhere else "found in no folder (deleted)"
         return await self._report(

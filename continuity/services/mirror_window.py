@@ -4,7 +4,8 @@ The feeds fill the standby mailboxes with recent mail so that users see it durin
 failover; those copies (states ``mirrored`` and ``relayed``) are mail the primary has, so
 after ``[feeds] window_days`` they are deleted, with their bodies when no other message
 shares them. Mail still waiting for replay, held or quarantined is never touched. The
-signals' sending history older than ``[signals] history_days`` goes too.
+signals' sending history older than ``[signals] history_days`` goes too, and the
+correspondents a mailbox has not dealt with for a year.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from continuity.store.protocol import Store
 log = logging.getLogger("continuity.feeds")
 
 _DAY = 86400.0
+# Correspondents not seen for this long count as never seen again.
+_CONTACT_MEMORY = 365 * _DAY
 
 
 class MirrorWindow:
@@ -49,7 +52,7 @@ class MirrorWindow:
             bodies += report.bodies
             if report.messages == 0:
                 break
-        history = await self._store.signals.prune(now - self._history)
+        history = await self._store.signals.prune(now - self._history, now - _CONTACT_MEMORY)
         if removed or history:
             log.info(
                 "mailbox window: pruned %d mirrored message(s) older than %g days (%d bodies), %d history row(s)",

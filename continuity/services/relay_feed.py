@@ -39,7 +39,8 @@ class RelayPlacement:
         self, transaction: TransactionInfo, message: IncomingMessage, filtered: PipelineResult | None
     ) -> MessageState:
         reasons: list[str] = []
-        if self._signals is not None:
+        # Mail from the null sender (the primary's own bounces) belongs to no mailbox's behaviour.
+        if self._signals is not None and transaction.authenticated_user:
             facts = OutboundFacts.of(transaction.authenticated_user, message, filtered, SOURCE)
             assessment = await self._signals.assess_outbound(facts)
             if assessment.hold:

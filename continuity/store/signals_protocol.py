@@ -134,8 +134,8 @@ class SignalRepository(Protocol):
         """Addresses the mailbox dealt with in these ways."""
         ...
 
-    async def prune(self, before: float) -> int:
-        """Forget sends and bounces older than before; returns how many rows."""
+    async def prune(self, before: float, contacts_before: float) -> int:
+        """Forget sends and bounces older than before, correspondents not seen since contacts_before; returns rows."""
         ...
 
     async def list(

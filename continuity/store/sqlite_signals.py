@@ -265,11 +265,14 @@ class SqliteSignalRepository:
 
         return await self._db.read(work)
 
-    async def prune(self, before: float) -> int:
+    async def prune(self, before: float, contacts_before: float) -> int:
         def work(connection: sqlite3.Connection) -> int:
             sends = connection.execute("DELETE FROM signal_sends WHERE at < ?", (before,)).rowcount
             bounces = connection.execute("DELETE FROM signal_bounces WHERE at < ?", (before,)).rowcount
-            return int(sends) + int(bounces)
+            contacts = connection.execute(
+                "DELETE FROM signal_contacts WHERE last_seen < ?", (contacts_before,)
+            ).rowcount
+            return int(sends) + int(bounces) + int(contacts)
 
         return await self._db.write(work)
 

@@ -10,13 +10,18 @@ from __future__ import annotations
 import asyncio
 import io
 import smtplib
+import threading
 import time
 import uuid
 import zipfile
 from email.message import EmailMessage, Message
 from email.policy import SMTP
 
+import pytest
+
 from continuity.core.baseline import ContactKind, ContactObservation, SendEvent
+from continuity.core.delivery import DeliveryStatus, RecipientResult
+from continuity.core.dsn import build_dsn
 from continuity.core.models import MessageState
 from continuity.core.signals import MailboxStatus, Response, SignalKind
 from tests.integration.signals.conftest import ADMIN, ALICE_HOME, RelayAppliance
@@ -37,8 +42,6 @@ def _send_many(port: int, sender: str, recipients: list[str], connections: int) 
                 client.rcpt(recipient)
                 code, text = client.data(make_message(sender=sender, recipient=recipient, subject="Hello"))
                 replies.append(f"{code} {text.decode()}")
-
-    import threading
 
     chunks = [recipients[index::connections] for index in range(connections)]
     threads = [threading.Thread(target=worker, args=(chunk,)) for chunk in chunks]
@@ -253,3 +256,24 @@ async def test_a_bank_detail_change_from_our_own_mailbox_is_held(feed_appliance:
     assert entry is not None and entry.state is MessageState.CONTAINED
     signals = await feed.running.store.signals.list(mailbox="alice@example.com")
     assert signals and "compromise.bank_change" in signals[0].signal.evidence[0]
+
+
+@pytest.mark.parametrize("feed_appliance", [{"signals": {"bounces_per_hour": 5}}], indirect=True)
+async def test_a_burst_of_bounce_reports_contains_the_mailbox(feed_appliance: RelayAppliance) -> None:
+    feed = feed_appliance
+
+    def bounce_reports(count: int) -> None:
+        with smtplib.SMTP("127.0.0.1", feed.running.smtp_address.port) as client:
+            for index in range(count):
+                failed = [RecipientResult(f"gone{index}@outside.test", DeliveryStatus.FAILED, 550, "5.1.1 unknown")]
+                report = build_dsn("mx.outside.test", "alice@example.com", failed, b"Subject: spam\r\n\r\n", "X", 0.0)
+                client.sendmail("", ["alice@example.com"], report)
+
+    await asyncio.to_thread(bounce_reports, 5)
+    deadline = time.monotonic() + 10
+    while not (await feed.running.store.signals.state("alice@example.com")).contained:
+        assert time.monotonic() < deadline, "the bounce burst was not noticed"
+        await asyncio.sleep(0.1)
+    signals = await feed.running.store.signals.list(mailbox="alice@example.com")
+    assert [stored.signal.kind for stored in signals] == [SignalKind.BOUNCE_BURST]
+    assert signals[0].signal.evidence[0] == "5 hard bounces in the last hour"

@@ -111,7 +111,8 @@ async def test_history_for_the_baselines(store: SqliteStore) -> None:
     assert await signals.contacts("alice@example.com", (ContactKind.FORWARD,)) == {"x@exfil.test"}
     await signals.add_bounces([("alice@example.com", T0, "gone@outside.test")])
     assert await signals.recent_bounces("alice@example.com", T0) == [T0]
-    assert await signals.prune(T0 + 100) == 4
+    assert await signals.prune(T0 + 100, T0 + 1) == 6
+    assert await signals.contacts("alice@example.com", (ContactKind.SENT,)) == {"p@partner.test"}
     assert await signals.recent_sends("alice@example.com", 0) == [SendEvent(T0 + 7200, 1, 1)]
 
 
