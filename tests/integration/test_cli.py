@@ -228,7 +228,7 @@ def test_queue_list_and_show(served: ServeProcess) -> None:
             env=clean_env(),
             check=True,
         ).stdout
-        assert raw.startswith(b"Received: from ") and raw.endswith(message)
+        assert raw.startswith(b"X-Continuity-Verdict: ") and b"\r\nReceived: from " in raw and raw.endswith(message)
         missing = served.cli("queue", "show", "0000000000000000", check=False)
         assert missing.returncode == 1 and "there is no queued message 0000000000000000" in missing.stderr
         bogus = served.cli("queue", "show", "nope", check=False)

@@ -44,7 +44,8 @@ async def test_accepted_message_is_stored_byte_identical(appliance: Running) -> 
     assert await appliance.store.blobs.read(entry.sha256) == message
     trace = await appliance.store.messages.trace_header(entry.queue_id)
     assert trace is not None
-    assert trace.startswith(b"Received: from ")
+    # The filter pipeline's fields come first, then the Received field ending the block.
+    assert trace.startswith(b"X-Continuity-Verdict: accept;") and b"\r\nReceived: from " in trace
     assert f"id {entry.queue_id}".encode() in trace
     assert b"for <alice@example.com>" in trace
 
