@@ -24,7 +24,6 @@ import dns.resolver
 
 from continuity.config.types import HostPort
 
-
 _FAILURE_TTL = 5.0
 
 
