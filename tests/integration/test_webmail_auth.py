@@ -199,6 +199,11 @@ async def test_totp_second_factor(client: WebmailClient, wm: Running) -> None:
     full = client.http.cookies.get("cw_session")
     assert full and full != half and await wm.store.webmail_auth.session(half or "") is None
     assert (await client.get("/mail")).status_code == 200
+    audited = [entry.record for entry in await wm.store.audit.list()]
+    assert [(r.actor, r.action) for r in audited if r.action.startswith("webmail.")] == [
+        ("webmail:alice@example.com", "webmail.totp_on")
+    ]
+    assert (await wm.store.audit.verify()).ok
 
 
 async def test_activation_link_needs_a_public_url(client: WebmailClient) -> None:

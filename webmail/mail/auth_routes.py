@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import time
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -20,6 +21,8 @@ from webmail.mail.services import WebmailServices
 from webmail.mail.signin import Refused, check_code, check_password
 from webmail.mail.web import client_address, error_page, form_text, pre_session, redirect, render, services_of
 from webmail.security.sessions import new_token
+
+log = logging.getLogger("continuity.webmail")
 
 _NOTICES = {
     "activated": "Your password is set. Sign in with it now.",
@@ -67,7 +70,11 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
     address, password = form_text(form, "address", 320), form_text(form, "password", 1024)
     outcome = await check_password(services.store, _policy(services), address, password, client_address(request))
     if isinstance(outcome, Refused):
+        log.info(
+            "webmail sign-in refused for <%s> from [%s]: %s", address[:320], client_address(request), outcome.message
+        )
         return _login_page(request, outcome.message, outcome.status, address)
+    log.info("webmail password accepted for <%s> from [%s]", outcome.mailbox, client_address(request))
     stage = SessionStage.SECOND_FACTOR if outcome.second_factor else SessionStage.AUTHENTICATED
     token = await services.sessions.start(outcome.mailbox, stage, client_address(request), request.state.get("session"))
     target = "/login/totp" if outcome.second_factor else "/mail"
@@ -95,6 +102,7 @@ async def totp_login(request: Request[Any, Any, Any]) -> Response[Any]:
         services.store, _policy(services), session.mailbox, form_text(form, "code", 20), client_address(request)
     )
     if refused is not None:
+        log.info("webmail sign-in code refused for <%s> from [%s]", session.mailbox, client_address(request))
         return render("login_totp.html", status=refused.status, csrf=session.csrf_token, error=refused.message)
     token = await services.sessions.start(session.mailbox, SessionStage.AUTHENTICATED, client_address(request), session)
     return redirect("/mail", cookies=[services.sessions.session_cookie(token)])
@@ -210,4 +218,5 @@ async def activate_password(request: Request[Any, Any, Any], token: FromPath[str
     if await services.store.webmail_auth.consume_activation(token, password_hash) is None:
         return error_page("This activation link is not valid: it was used already or has expired.", 404)
     await services.store.webmail_auth.delete_sessions_of(mailbox)
+    await services.audit(mailbox, "webmail.activate", "password set with an activation link", client_address(request))
     return redirect("/login?notice=activated")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from continuity.config.settings import Settings
+from continuity.core.audit import AuditRecord
 from continuity.core.failover import FailoverState
 from continuity.core.pipeline import Verdict
 from continuity.services.outbound import OutboundService
@@ -77,3 +78,7 @@ class WebmailServices:
         lines = tuple(dict.fromkeys([*(f.message for f in stored.findings), *stored.reasons]))
         title = "This message looks dangerous" if danger else "Be careful with this message"
         return SecurityBanner("danger" if danger else "warning", title, lines)
+
+    async def audit(self, mailbox: str, action: str, reason: str, client: str) -> None:
+        """Record an account change (password, second factor) in the hash-chained audit log."""
+        await self.store.audit.append(AuditRecord.of(f"webmail:{mailbox}", action, reason, {"client": client}))

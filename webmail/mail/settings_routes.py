@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 
 from continuity.passwords import check_password_policy, hash_password, verify_password
-from webmail.mail.web import ServicesDep, UserDep, form_text, redirect, render_page
+from webmail.mail.web import ServicesDep, UserDep, client_address, form_text, redirect, render_page
 from webmail.security.totp import matching_step, new_secret, provisioning_uri, qr_svg
 
 _NOTICES = {
@@ -57,6 +57,7 @@ async def totp_confirm(request: Request[Any, Any, Any], user: UserDep, services:
     step = matching_step(record.secret, form_text(form, "code", 20))
     if step is None or not await services.store.webmail_auth.use_totp_step(user.mailbox, step, enable=True):
         return await _page(request, user, services, "That code is not right. Enter the code your app shows now.", 400)
+    await services.audit(user.mailbox, "webmail.totp_on", "two-step sign-in turned on", client_address(request))
     return redirect("/settings?notice=totp_on")
 
 
@@ -74,6 +75,7 @@ async def totp_disable(request: Request[Any, Any, Any], user: UserDep, services:
     if not await _password_ok(services, user, form_text(form, "password", 1024)):
         return await _page(request, user, services, "The password is not right.", 400)
     await services.store.webmail_auth.disable_totp(user.mailbox)
+    await services.audit(user.mailbox, "webmail.totp_off", "two-step sign-in turned off", client_address(request))
     return redirect("/settings?notice=totp_off")
 
 
@@ -92,4 +94,5 @@ async def change_password(request: Request[Any, Any, Any], user: UserDep, servic
         return await _page(request, user, services, "The two new passwords differ.", 400)
     await services.store.mailboxes.set_password_hash(user.mailbox, await asyncio.to_thread(hash_password, new))
     await services.store.webmail_auth.delete_sessions_of(user.mailbox, keep=user.session.token_hash)
+    await services.audit(user.mailbox, "webmail.password", "password changed in the webmail", client_address(request))
     return redirect("/settings?notice=password")
