@@ -31,9 +31,17 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M") if timestamp else "-"
 
 
+def _table(*headers: str) -> Table:
+    """A table whose cells wrap instead of being cut short (subjects and reasons must stay readable)."""
+    table = Table()
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
 def print_plan(rows: list[PreviewRow], limit: int) -> None:
     """Per mailbox: copies to deliver by folder, to hold; then the messages themselves (up to limit)."""
-    summary = Table("Mailbox", "Deliver", "Hold", "Other", "Into folders")
+    summary = _table("Mailbox", "Deliver", "Hold", "Other", "Into folders")
     by_mailbox: dict[str, list[PreviewRow]] = defaultdict(list)
     for row in rows:
         by_mailbox[row.mailbox].append(row)
@@ -50,7 +58,7 @@ def print_plan(rows: list[PreviewRow], limit: int) -> None:
         )
     out = console()
     out.print(summary)
-    detail = Table("Mailbox", "Received", "From", "Subject", "Folder", "Flags", "Action", "Why")
+    detail = _table("Mailbox", "Received", "From", "Subject", "Folder", "Flags", "Action", "Why")
     for row in sorted(rows, key=lambda r: (r.mailbox, r.received_at))[:limit]:
         detail.add_row(
             row.mailbox, _when(row.received_at), row.sender or "<>", row.subject[:60], row.folder, row.flags,

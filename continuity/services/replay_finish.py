@@ -213,7 +213,8 @@ class Upkeep:
     async def run(self, now: float) -> None:
         """Do what is due (warnings every minute, pruning every hour)."""
         replay = self._settings.replay
-        if now - self._last_warn >= _WARN_EVERY:
+        # Often enough that a warning always comes well before the give-up.
+        if now - self._last_warn >= min(_WARN_EVERY, max(1.0, replay.warn_before / 10)):
             self._last_warn = now
             items = await self._store.replay.unwarned_deferred(now - (replay.give_up_after - replay.warn_before))
             if items:

@@ -70,8 +70,10 @@ async def run_preview(store: Store, run: ReplayRun) -> list[PreviewRow]:
     for item in await store.replay.items(run.id, limit=_LIMIT):
         if item.state in OPEN:
             rows.append(_row(item, "deliver"))
+        elif item.state is ItemState.HELD:
+            rows.append(_row(item, "hold", item.detail))
         else:
-            rows.append(_row(item, item.state.value, item.detail if item.state is not ItemState.DELIVERED else ""))
+            rows.append(_row(item, item.state.value, item.detail if item.state is ItemState.FAILED else ""))
     return rows
 
 
