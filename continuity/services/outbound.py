@@ -37,6 +37,8 @@ log = logging.getLogger("continuity.outbound")
 RETRY_DELAYS: tuple[float, ...] = (60, 300, 900, 1800, 3600, 7200, 14400)
 # How long a deferred recipient is retried before it fails (Postfix maximal_queue_lifetime).
 MAX_AGE = 5 * 86400.0
+# Messages attempted at the same time.
+_PARALLEL = 20
 
 
 class Deliverer(Protocol):
@@ -88,6 +90,7 @@ class OutboundService:
         self._delays = tuple(retry_delays)
         self._max_age = max_age
         self._wake = asyncio.Event()
+        self._troubled = False
 
     async def submit(
         self, mailbox: str, sender: str, recipients: Sequence[str], content: bytes, subject: str
@@ -170,22 +173,29 @@ class OutboundService:
 
     async def run_due(self) -> int:
         """Attempt every due message once; returns how many."""
-        due = await self._outbound.due(time.time())
-        for message in due:
-            await self.attempt(message)
+        due = await self._outbound.due(time.time(), limit=_PARALLEL)
+        # Attempts run side by side, so one slow or silent MX does not hold up the others.
+        outcomes = await asyncio.gather(*(self.attempt(message) for message in due), return_exceptions=True)
+        self._troubled = False
+        for message, outcome in zip(due, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                self._troubled = True
+                log.error("outbound %d: attempt failed: %s", message.id, outcome)
         return len(due)
 
     async def run(self) -> None:
         """Deliver until cancelled."""
         while True:
             try:
-                while await self.run_due():
+                # Go on while messages are due, but let a failing store breathe between rounds.
+                while await self.run_due() and not self._troubled:
                     pass
                 next_due = await self._outbound.next_due()
             except ContinuityError as exc:
                 log.error("outbound queue run failed, retrying: %s", exc)
                 next_due = time.time() + 30
             self._wake.clear()
-            timeout = 60.0 if next_due is None else min(60.0, max(0.05, next_due - time.time()))
+            floor = 5.0 if self._troubled else 0.05
+            timeout = 60.0 if next_due is None else min(60.0, max(floor, next_due - time.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
