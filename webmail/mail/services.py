@@ -75,7 +75,8 @@ class WebmailServices:
         if stored is None or (stored.verdict is Verdict.ACCEPT and not stored.findings):
             return None
         danger = stored.verdict in (Verdict.QUARANTINE, Verdict.REJECT, Verdict.TEMPFAIL)
-        lines = tuple(dict.fromkeys([*(f.message for f in stored.findings), *stored.reasons]))
+        # The reasons only repeat the deciding findings; they matter when there are none (a failed stage).
+        lines = tuple(dict.fromkeys(f.message for f in stored.findings)) or tuple(dict.fromkeys(stored.reasons))
         title = "This message looks dangerous" if danger else "Be careful with this message"
         return SecurityBanner("danger" if danger else "warning", title, lines)
 
