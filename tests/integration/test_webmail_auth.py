@@ -224,3 +224,11 @@ async def test_throttle_sees_the_client_behind_the_local_reverse_proxy(client: W
     assert failures.ip == 2
     direct = await wm.store.webmail_auth.failure_counts("account:bob@example.com", "ip:127.0.0.1", 0)
     assert direct.ip == 0
+
+
+async def test_signing_in_again_during_the_second_step(client: WebmailClient, wm: Running) -> None:
+    await wm.store.webmail_auth.start_totp("alice@example.com", pyotp.random_base32())
+    await wm.store.webmail_auth.use_totp_step("alice@example.com", 1, enable=True)
+    assert (await client.login()).headers["location"] == "/login/totp"
+    again = await client.login()  # back to the first form, e.g. with the browser's back button
+    assert again.status_code == 303 and again.headers["location"] == "/login/totp"

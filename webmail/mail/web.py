@@ -149,8 +149,11 @@ async def check_request(request: Request[Any, Any, Any]) -> Response[str] | None
         return error_page("This request came from another site and was refused.", 403)
     form: FormMultiDict = await request.form()
     presented = str(form.get(CSRF_FIELD) or request.headers.get("x-csrf-token") or "")
-    expected = session.csrf_token if session is not None else request.cookies.get(services.sessions.names.pre, "")
-    if not presented or not expected or not tokens_equal(presented, expected):
+    expected = [session.csrf_token] if session is not None else []
+    if session is None or session.stage is not SessionStage.AUTHENTICATED:
+        # The sign-in forms (still open during the second step) carry the pre-session token.
+        expected.append(request.cookies.get(services.sessions.names.pre, ""))
+    if not presented or not any(token and tokens_equal(presented, token) for token in expected):
         return error_page(
             "This form has expired or did not come from this site. Go back, reload the page and try again.", 403
         )
