@@ -35,7 +35,7 @@ def _summary(pending: PendingIndex, content: bytes | None) -> IndexedSummary:
         return _empty(pending)
     try:
         summary = summarize(content)
-    except Exception as exc:  # noqa: BLE001 - one unparseable message must not stop indexing the rest
+    except Exception as exc:  # one unparseable message must not stop indexing the rest
         log.warning("cannot parse message %s for the index: %s", pending.queue_id, exc)
         return _empty(pending)
     addresses = " ".join
