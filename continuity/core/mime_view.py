@@ -73,6 +73,7 @@ class MessageSummary:
     body_text: str
     message_id: str
     references: str
+    in_reply_to: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +241,7 @@ def _summary(message: Message, text: str | None, markup: str | None, attachments
         body_text=body[:_INDEX_BODY],
         message_id=_header(message, "Message-ID"),
         references=_header(message, "References"),
+        in_reply_to=_header(message, "In-Reply-To"),
     )
 
 

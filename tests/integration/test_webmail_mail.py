@@ -5,6 +5,7 @@ Also checks what the replay will read: folder, flags and deletions stay in mailb
 
 from __future__ import annotations
 
+import html
 import re
 import sqlite3
 import time
@@ -124,12 +125,23 @@ async def test_drafts_are_saved_and_replaced(wm: Running, client: WebmailClient)
     draft_id = int(saved.headers["location"].rsplit("=", 1)[1])
     form = await client.get(saved.headers["location"])
     assert "first version" in form.text and f'name="draft_id" value="{draft_id}"' in form.text
+    await deliver(wm, mail("Question", "Can you?"))
+    question = next(r for r in (await wm.store.webmail.page(ALICE, "INBOX", 0, 10))[0] if r.subject == "Question")
+    reply_form = await client.get("/mail/compose", params={"mode": "reply", "id": question.id})
+    in_reply_to = re.search(r'name="in_reply_to" value="([^"]+)"', reply_form.text)
+    assert in_reply_to
+    thread = html.unescape(in_reply_to.group(1))
+    fields = {"to": "sam@outside.test", "subject": "Re: Question", "body": "later", "in_reply_to": thread}
+    kept = await client.post("/mail/compose", {**fields, "action": "save"})
+    reopened = await client.get(kept.headers["location"])
+    assert f'name="in_reply_to" value="{in_reply_to.group(1)}"' in reopened.text  # the thread survives a draft
     again = await client.post(
         "/mail/compose",
         {"to": "someone@remote.test", "subject": "Plan", "body": "second", "action": "save", "draft_id": draft_id},
     )
     drafts, total = await wm.store.webmail.page(ALICE, "Drafts", 0, 10)
-    assert total == 1 and drafts[0].id == int(again.headers["location"].rsplit("=", 1)[1])
+    assert total == 2 and int(again.headers["location"].rsplit("=", 1)[1]) in [d.id for d in drafts]
+    assert draft_id not in [d.id for d in drafts]
     assert "\\Draft" in drafts[0].flags
 
 

@@ -51,6 +51,7 @@ async def compose_form(
                 cc=", ".join(str(a) for a in summary.cc),
                 subject=summary.subject,
                 body=parsed.text or "",
+                in_reply_to=summary.in_reply_to,
                 references=summary.references,
             )
         elif mode in _MODES and _MODES[mode] is not ComposeMode.NEW:
