@@ -26,7 +26,7 @@ from continuity.core.failover import FailoverState
 from continuity.core.models import MessageState
 from continuity.services.app import Running, start, stop
 from tests.conftest import provision_standard_mailboxes
-from tests.support.appliance import make_settings
+from tests.support.appliance import ServeProcess, make_settings
 from tests.support.bind import BindServer, TsigKey, zone_text
 from tests.support.messages import make_message
 from tests.support.primary import MASTER_USER, PrimaryStandIn
@@ -236,3 +236,21 @@ async def test_gateway_relays_while_the_primary_serves_and_queues_once_it_fails(
         assert await appliance.store.messages.count() == 2
     finally:
         await stop(appliance, grace=2)
+
+
+def test_probe_command_runs_every_probe_once(tmp_path: Path, primary: PrimaryStandIn) -> None:
+    settings: dict[str, Any] = primary.settings("canary@example.com")
+    settings["monitor"]["canary_address"] = "canary@example.com"
+    server = ServeProcess(tmp_path, **settings)
+    result = server.cli("probe")
+    for name in ("smtp", "imap", "https:/owa/healthcheck.htm", "https:/mapi/healthcheck.htm", "canary"):
+        assert any(
+            line.split("│")[1].strip() == name and "│ up " in line for line in result.stdout.splitlines() if "│" in line
+        ), (
+            name,
+            result.stdout,
+        )
+    assert "STARTTLS, certificate valid" in result.stdout and "round trip in" in result.stdout
+    primary.stop()
+    down = server.cli("probe", check=False)
+    assert down.returncode == 1 and "down" in down.stdout
