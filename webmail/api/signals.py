@@ -263,6 +263,9 @@ async def post_alert(request: Request[Any, Any, Any], data: JSONBody[dict[str, A
         alert = parse_alert(data, primary)
     except InvalidInputError as exc:
         raise ValidationException(str(exc)) from None
+    foreign = [mailbox for mailbox in alert.mailboxes if mailbox.rpartition("@")[2] not in context.settings.domains]
+    if foreign:
+        raise ValidationException(f"{', '.join(foreign)}: not in the protected domains")
     stored = await context.signals.external_alert(alert)
     return AlertTaken([SignalOut.of(item) for item in stored])
 

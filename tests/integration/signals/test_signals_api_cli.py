@@ -54,6 +54,9 @@ async def test_an_alert_raises_a_signal_and_the_responses(feed_appliance: RelayA
         outside = await client.post(
             "/api/v1/signals", json={**ALERT, "mailbox": "not an address"}, headers=_bearer(ADMIN_TOKEN)
         )
+        foreign = await client.post(
+            "/api/v1/signals", json={**ALERT, "mailbox": "someone@elsewhere.test"}, headers=_bearer(ADMIN_TOKEN)
+        )
     assert taken.status_code == 202, taken.text
     body = taken.json()["signals"]
     assert [item["kind"] for item in body] == ["external_alert"]
@@ -61,6 +64,7 @@ async def test_an_alert_raises_a_signal_and_the_responses(feed_appliance: RelayA
     assert body[0]["source"] == "webhook:siem"
     assert invalid.status_code == 400 and "mailbox" in invalid.text
     assert outside.status_code == 400
+    assert foreign.status_code == 400 and "not in the protected domains" in foreign.text
     assert (await feed.running.store.signals.state("alice@example.com")).contained
     # The contained mailbox's next message is held.
     reply = await asyncio.to_thread(
