@@ -10,9 +10,10 @@ as_root() {
 ensure_debian_packages() {
     local list missing=()
     list="$(repo_root)/scripts/debian-packages.txt"
-    command -v dpkg-query >/dev/null || { echo "not a Debian system: install $(grep -v '^#' "$list" | xargs) yourself" >&2; return 0; }
-    while read -r package; do
+    command -v dpkg-query >/dev/null || { echo "not a Debian system: install the packages in $list yourself" >&2; return 0; }
+    while read -r package condition command; do
         [ -z "$package" ] && continue
+        if [ "$condition" = "if-missing:" ] && command -v "$command" >/dev/null; then continue; fi
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
     done < <(grep -v '^\s*#' "$list" | sed 's/\s*#.*//')
     [ "${#missing[@]}" -eq 0 ] && return 0
