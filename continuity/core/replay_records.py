@@ -66,6 +66,7 @@ class JournalItem:
     folder: tuple[str, ...]
     flags: tuple[str, ...]
     state: ItemState
+    # Attempts made before (a claim returns the count from before it): > 0 means an earlier copy may be there.
     attempts: int
     first_attempt_at: float
     next_attempt_at: float
@@ -87,8 +88,10 @@ class JournalItem:
     standby_expunged: bool = False
     client_helo: str = ""
     client_address: str = ""
-    # Attempts made before this claim (> 0: an earlier copy may be on the primary).
-    attempted_before: int = 0
+    # The header block stored on receipt (Received, the filters' fields), sent before the body.
+    trace_header: bytes = b""
+    # The verdict stored for the message ("" when none): a quarantine verdict on a queued message means released.
+    stored_verdict: str = ""
 
 
 @dataclass(frozen=True, slots=True)

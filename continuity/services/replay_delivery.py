@@ -78,9 +78,22 @@ class DeliveryContext:
     delivered: int = 0
     bytes_sent: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    # Outcomes being committed; a worker waits for its batch's before it claims more.
+    pending: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def flush(self) -> None:
+        """Wait until every outcome settled so far is on disk (StorageError when one could not be written)."""
+        pending, self.pending = self.pending, []
+        if pending:
+            await asyncio.gather(*pending)
 
     async def settle(self, item: JournalItem, attempt: Attempt, placed: str = "", pause: float = 0.0) -> None:
-        """Resolve attempt into the item's new state and make it durable."""
+        """Resolve attempt into the item's new state and start making it durable (group commit).
+
+        The worker goes on with its next message meanwhile and waits for the batch's outcomes
+        (flush) before it claims more. A crash before the commit leaves the item "delivering",
+        which the next run checks on the primary before delivering again.
+        """
         now = self.clock()
         resolution = resolve(
             attempt,
@@ -97,7 +110,7 @@ class DeliveryContext:
             item.id, resolution.state, now, resolution.detail, attempt.code, resolution.next_attempt_at,
             placed, " ".join(self.target(item)[1]) if placed else "",
         )  # fmt: skip
-        await self.committer.submit(update)
+        self.pending.append(asyncio.ensure_future(self.committer.submit(update)))
 
     def target(self, item: JournalItem) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The folder path and flags the standby has for item now."""
@@ -136,7 +149,19 @@ async def _imap_one(context: DeliveryContext, session: MailboxSession, item: Jou
 async def imap_batch(
     context: DeliveryContext, session: MailboxSession | None, mailbox: str, items: list[JournalItem]
 ) -> MailboxSession | None:
-    """Deliver items of one mailbox over IMAP; returns the session to reuse (None when it broke)."""
+    """Deliver items of one mailbox over IMAP; returns the session to reuse (None when it broke).
+
+    Returns once every outcome of the batch is on disk.
+    """
+    try:
+        return await _imap_items(context, session, mailbox, items)
+    finally:
+        await context.flush()
+
+
+async def _imap_items(
+    context: DeliveryContext, session: MailboxSession | None, mailbox: str, items: list[JournalItem]
+) -> MailboxSession | None:
     assert context.imap is not None
     if session is not None and session.mailbox != mailbox:
         await session.close()
@@ -194,7 +219,14 @@ async def _smtp_already_there(context: DeliveryContext, item: JournalItem) -> bo
 
 
 async def smtp_batch(context: DeliveryContext, session: SmtpSession, items: list[JournalItem]) -> None:
-    """Deliver items over SMTP, one transaction per message for all its due mailboxes."""
+    """Deliver items over SMTP, one transaction per message for all its due mailboxes; outcomes on disk on return."""
+    try:
+        await _smtp_items(context, session, items)
+    finally:
+        await context.flush()
+
+
+async def _smtp_items(context: DeliveryContext, session: SmtpSession, items: list[JournalItem]) -> None:
     by_message: dict[str, list[JournalItem]] = {}
     for item in items:
         by_message.setdefault(item.queue_id, []).append(item)

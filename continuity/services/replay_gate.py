@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -28,6 +29,7 @@ from continuity.store.protocol import Store
 log = logging.getLogger("continuity.replay")
 
 COMPROMISE_FINDING = "replay.from_compromised_primary"
+_BODY_CACHE = 256
 
 
 class GateAction(StrEnum):
@@ -81,21 +83,29 @@ class ReplayGate:
         self._store = store
         self.pipeline = pipeline
         self._decisions: dict[str, asyncio.Task[GateDecision]] = {}
+        # Bodies read for a decision, kept for the deliveries right after it (a message's copies are claimed together).
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()
         self.held = 0
 
     def forget(self) -> None:
         """Start a new pass: rules may have changed."""
         self._decisions = {}
+        self._bodies.clear()
+
+    async def body(self, item: JournalItem) -> bytes:
+        """The stored body of item's message (read once for its decision and its deliveries)."""
+        body = self._bodies.get(item.sha256)
+        if body is None:
+            body = await self._store.blobs.read(item.sha256)
+            self._bodies[item.sha256] = body
+            while len(self._bodies) > _BODY_CACHE:
+                self._bodies.popitem(last=False)
+        return body
 
     async def wire(self, item: JournalItem) -> bytes:
         """The bytes sent for item: replay marker, trace header block, the stored body."""
-        body = await self._store.blobs.read(item.sha256)
-        trace = (
-            b""
-            if item.kind is not ItemKind.RECEIVED
-            else (await self._store.messages.trace_header(item.queue_id) or b"")
-        )
-        return wire_message(item.queue_id, item.sha256, trace, body)
+        trace = item.trace_header if item.kind is ItemKind.RECEIVED else b""
+        return wire_message(item.queue_id, item.sha256, trace, await self.body(item))
 
     async def decide(self, item: JournalItem) -> GateDecision:
         """The decision for item's message (computed once per pass, shared by every copy)."""
@@ -129,11 +139,10 @@ class ReplayGate:
             return GateDecision(GateAction.DELIVER, "released from quarantine by an operator"), None
         if self.pipeline is None:
             return GateDecision(GateAction.DELIVER, "filters disabled"), None
-        stored = await self._store.verdicts.get(item.queue_id)
-        if stored is not None and stored.verdict in (Verdict.QUARANTINE, Verdict.REJECT):
+        if item.stored_verdict in (Verdict.QUARANTINE.value, Verdict.REJECT.value):
             # A queued message with a quarantine verdict was released by an operator.
             return GateDecision(GateAction.DELIVER, "released from quarantine by an operator"), None
-        body = await self._store.blobs.read(item.sha256)
+        body = await self.body(item)
         local = item.kind is not ItemKind.RECEIVED
         envelope = Envelope(
             sender=item.sender,

@@ -8,6 +8,7 @@ shows the planned run as it is stored; confirming is recorded in the run and the
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -89,7 +90,10 @@ async def dry_run(store: Store, settings: Settings, pipeline: FilterPipeline | N
     items: list[JournalItem] = []
     held: dict[str, str] = {}
     for candidate in await store.replay.candidates(_LIMIT):
-        item = _as_item(candidate, planner.plan(candidate))
+        verdict = await store.verdicts.get(candidate.queue_id)
+        item = dataclasses.replace(
+            _as_item(candidate, planner.plan(candidate)), stored_verdict=verdict.verdict.value if verdict else ""
+        )
         items.append(item)
         if compromise and primary.matches(candidate.client_address):
             held[candidate.queue_id] = COMPROMISE_REASON

@@ -75,7 +75,8 @@ ri.placed_flags, ri.released, m.message_id, m.sha256, m.size, m.sender, m.subjec
 (SELECT GROUP_CONCAT(address, char(10)) FROM
     (SELECT address FROM message_recipients r WHERE r.queue_id = ri.queue_id AND r.mailbox = ri.mailbox
      ORDER BY position)),
-COALESCE(mm.folder, 'INBOX'), COALESCE(mm.flags, ''), COALESCE(mm.expunged, 0), m.client_helo, m.client_address
+COALESCE(mm.folder, 'INBOX'), COALESCE(mm.flags, ''), COALESCE(mm.expunged, 0), m.client_helo, m.client_address,
+m.trace_header, COALESCE((SELECT fv.verdict FROM filter_verdicts fv WHERE fv.queue_id = ri.queue_id), '')
 """
 ITEM_FROM = """
 FROM replay_items ri
@@ -107,12 +108,12 @@ def encode_folder(folder: tuple[str, ...]) -> str:
     return json.dumps(list(folder), ensure_ascii=False)
 
 
-def item_from(row: tuple[object, ...], attempted_before: int | None = None) -> JournalItem:
+def item_from(row: tuple[object, ...]) -> JournalItem:
     """A JournalItem from a row of ITEM_COLUMNS."""
     (
         id_, run_id, queue_id, mailbox, row_id, kind, channel, folder, flags, state, attempts, first, next_at,
         detail, delivered, placed_folder, placed_flags, released, message_id, sha256, size, sender, subject,
-        received, rcpts, mm_folder, mm_flags, mm_expunged, helo, client,
+        received, rcpts, mm_folder, mm_flags, mm_expunged, helo, client, trace, verdict,
     ) = row  # fmt: skip
     tries = int(attempts)  # type: ignore[call-overload]
     return JournalItem(
@@ -146,5 +147,6 @@ def item_from(row: tuple[object, ...], attempted_before: int | None = None) -> J
         standby_expunged=bool(mm_expunged),
         client_helo=str(helo),
         client_address=str(client),
-        attempted_before=tries if attempted_before is None else attempted_before,
+        trace_header=bytes(trace) if isinstance(trace, bytes | bytearray | memoryview) else b"",
+        stored_verdict=str(verdict),
     )

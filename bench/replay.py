@@ -1,0 +1,305 @@
+"""Replay rate of the appliance: 20,000 queued 10 KB messages into Dovecot over IMAP and into an SMTP sink.
+
+The reference is Postfix flushing the same 20,000 messages from its queue (``postqueue -f``)
+into the same sink (Postfix's smtp-sink), measured in the same run on the same machine.
+Both sides make each delivery durable on their side (Postfix removes the queue file after
+the sink's 250; the replay commits the journal outcome, fsynced, after it), and the replay
+also runs the filter pipeline on every message again, as it does in production.
+
+Steps: queue the messages in a fresh appliance data directory (through the store, as
+ingest would have left them), replay them over IMAP into a Dovecot (the primary stand-in)
+and time it, reset the journal and replay them over SMTP into smtp-sink and time it, then
+queue the same messages in a private Postfix with deferred delivery, flush and time it.
+
+Run as root (Postfix and Dovecot need it):  .venv/bin/python -m bench.replay
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.postfix_instance import PostfixInstance, ensure_postfix
+from bench.smtp_load import make_body, run_load
+from continuity.config.settings import Settings
+from continuity.core.failover import FailoverRecord, FailoverState
+from continuity.core.models import AcceptedRecipient, IncomingMessage
+from continuity.core.queue_ids import new_queue_id
+from continuity.core.replay_journal import ItemState
+from continuity.core.replay_records import RunStatus
+from continuity.services.filter_setup import FilterService
+from continuity.services.replayer import ReplayService
+from continuity.store.sqlite import SqliteStore, open_sqlite_store
+from tests.support.ports import free_port, wait_for_port
+from tests.support.primary import MASTER_USER, PrimaryStandIn
+
+RESULTS = Path(__file__).parent / "results"
+DOMAIN = "example.com"
+
+
+def _mailboxes(count: int) -> list[str]:
+    return [f"user{number:02d}@{DOMAIN}" for number in range(count)]
+
+
+def _bodies(args: argparse.Namespace) -> list[tuple[str, bytes]]:
+    mailboxes = _mailboxes(args.mailboxes)
+    return [
+        (mailboxes[index % len(mailboxes)], make_body(index, args.size, mailboxes[index % len(mailboxes)]))
+        for index in range(args.messages)
+    ]
+
+
+async def _queue(store: SqliteStore, bodies: list[tuple[str, bytes]]) -> None:
+    """Commit the messages as ingest would: bodies written ahead, then rows in batches."""
+    now = time.time()
+    for start in range(0, len(bodies), 500):
+        batch = []
+        for mailbox, body in bodies[start : start + 500]:
+            message = IncomingMessage(
+                queue_id=new_queue_id(now), sender="load@bench.test",
+                recipients=(AcceptedRecipient(mailbox, mailbox),), content=body,
+                trace_header=b"Received: from load.bench.test ([127.0.0.1])\r\n\tby standby.bench.test\r\n",
+                received_at=now, client_address="127.0.0.1", client_helo="load.bench.test",
+                message_id="", subject="load", sha256=hashlib.sha256(body).hexdigest(),
+            )  # fmt: skip
+            store.messages.prepare(message)
+            batch.append(message)
+        await store.messages.commit(batch)
+
+
+def _settings(work: Path, replay: dict[str, Any], primary: dict[str, Any], *, filtering: bool = True) -> Settings:
+    # No DNS here: every stage but mail authentication runs (as in the test suite).
+    return Settings.model_validate(
+        {
+            "data_dir": work / "appliance",
+            "domains": [DOMAIN],
+            "smtp": {"hostname": "standby.bench.test"},
+            "primary": primary,
+            "filters": {"enabled": filtering, "auth": {"enabled": False}},
+            "replay": {"rate": 0, "poll": 0.2, "stragglers": False, **replay},
+        }
+    )
+
+
+async def _replay(settings: Settings, store: SqliteStore) -> tuple[float, float]:
+    """Replay everything queued; returns (seconds until drained, seconds to verify and complete)."""
+    filters = FilterService(settings, store.filter_memory, store.mailboxes) if settings.filters.enabled else None
+    if filters is not None:
+        await filters.start(background=False)
+    record = FailoverRecord(state=FailoverState.RESTORING, since=0.0)
+    pipeline = filters.pipeline if filters is not None else None
+    service = ReplayService(settings, store, state=lambda: record, pipeline=pipeline)
+    started = time.perf_counter()
+    drained = 0.0
+    try:
+        task = asyncio.create_task(service.step())
+        while not task.done():
+            await asyncio.sleep(0.05)
+            if not drained and await store.replay.open_count() == 0 and not await store.replay.candidates(1):
+                drained = time.perf_counter() - started
+        await task
+        finished = time.perf_counter() - started
+        run = await store.replay.latest_run()
+        if run is None or run.status is not RunStatus.COMPLETED:
+            raise SystemExit(f"the replay did not complete: {run} ({service.detail})")
+        progress = await store.replay.progress(run.id)
+        delivered = sum(p.count(ItemState.DELIVERED) for p in progress)
+        if delivered != sum(p.total for p in progress):
+            raise SystemExit(f"only {delivered} of {sum(p.total for p in progress)} delivered")
+    finally:
+        await service.close()
+        if filters is not None:
+            await filters.stop()
+    return drained or finished, finished - (drained or finished)
+
+
+def _reset(database: Path) -> None:
+    import sqlite3
+
+    connection = sqlite3.connect(database)
+    try:
+        connection.executescript(
+            "BEGIN; DELETE FROM replay_items; DELETE FROM replay_runs; UPDATE messages SET state = 'queued'; COMMIT;"
+        )
+    finally:
+        connection.close()
+
+
+def _start_sink(port: int) -> subprocess.Popen[bytes]:
+    binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    process = subprocess.Popen(
+        [binary, "-u", "nobody", f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    wait_for_port(port)
+    return process
+
+
+def _queue_files(postfix: PostfixInstance) -> int:
+    spool = postfix.root / "spool"
+    return sum(
+        len(files) for sub in ("incoming", "active", "deferred", "maildrop") for _, _, files in os.walk(spool / sub)
+    )
+
+
+async def _postfix_flush(work: Path, args: argparse.Namespace, sink_port: int) -> float:
+    """Queue the messages in Postfix (delivery deferred), then time `postqueue -f` until the queue is empty."""
+    postfix = PostfixInstance(
+        work / "postfix",
+        free_port(),
+        {
+            "relay_domains": DOMAIN,
+            "relayhost": f"[127.0.0.1]:{sink_port}",
+            "smtpd_relay_restrictions": "permit_auth_destination, reject",
+            "defer_transports": "relay",
+            "smtp_tls_security_level": "none",
+        },
+    )
+    postfix.start()
+    try:
+        wait_for_port(postfix.port)
+        mailboxes = _mailboxes(args.mailboxes)
+        load = await run_load(
+            "127.0.0.1", postfix.port, messages=args.messages, clients=20, size=args.size,
+            recipient=mailboxes[0], reuse_connections=True,
+        )  # fmt: skip
+        if load.acknowledged != args.messages:
+            raise SystemExit(f"Postfix accepted {load.acknowledged} of {args.messages} messages")
+        deadline = time.monotonic() + 300
+        while _queue_files(postfix) < args.messages or _active(postfix):
+            if time.monotonic() > deadline:
+                raise SystemExit("Postfix did not queue every message as deferred")
+            await asyncio.sleep(0.5)
+        config = str(postfix.config_dir)
+        subprocess.run(["postconf", "-c", config, "-e", "defer_transports ="], check=True)
+        subprocess.run(["postfix", "-c", config, "reload"], check=True, capture_output=True)
+        await asyncio.sleep(1.0)
+        started = time.perf_counter()
+        subprocess.run(["postqueue", "-c", config, "-f"], check=True)
+        while _queue_files(postfix) > 0:
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - started
+        sent = (postfix.root / "maillog").read_text(errors="replace").count("status=sent")
+        if sent < args.messages:
+            raise SystemExit(f"Postfix logged {sent} of {args.messages} deliveries as sent")
+        return seconds
+    finally:
+        postfix.stop()
+
+
+def _active(postfix: PostfixInstance) -> int:
+    return sum(len(files) for _, _, files in os.walk(postfix.root / "spool" / "active"))
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, object]:
+    ensure_postfix()
+    bodies = _bodies(args)
+    report: dict[str, object] = {"messages": args.messages, "size": args.size, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="bench-replay-", dir=args.workdir) as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)
+        primary = PrimaryStandIn([DOMAIN], dict.fromkeys(_mailboxes(args.mailboxes), "secret"))
+        primary.start()
+        sink_port = free_port()
+        sink = _start_sink(sink_port)
+        try:
+            imap = _settings(
+                work,
+                {"master_user": MASTER_USER, "master_password": primary.master_password,
+                 "ca_file": str(primary.ca_file), "concurrency": args.concurrency,
+                 "connections_per_mailbox": args.per_mailbox, "batch": 100},
+                {"host": "127.0.0.1", "imap_port": primary.imaps_port, "smtp_port": sink_port},
+            )  # fmt: skip
+            store = await open_sqlite_store(imap.database_path, imap.blob_path, recover=True)
+            try:
+                print(f"queueing {args.messages} messages of {args.size} bytes in the appliance")
+                await _queue(store, bodies)
+                print("replaying over IMAP into Dovecot")
+                seconds, verify = await _replay(imap, store)
+                report["imap_replay"] = {
+                    "msgs_per_s": round(args.messages / seconds),
+                    "seconds": round(seconds, 2),
+                    "verify_seconds": round(verify, 2),
+                }
+                print(f"  {args.messages / seconds:.0f} msg/s ({seconds:.1f}s; verification {verify:.1f}s)")
+            finally:
+                await store.close()
+            for label, filtering in (("smtp_replay", True), ("smtp_replay_without_filters", False)):
+                _reset(imap.database_path)
+                smtp = _settings(
+                    work,
+                    {"method": "smtp", "smtp_tls": "none", "concurrency": args.concurrency, "batch": 100},
+                    {"host": "127.0.0.1", "imap_port": primary.imaps_port, "smtp_port": sink_port},
+                    filtering=filtering,
+                )
+                store = await open_sqlite_store(smtp.database_path, smtp.blob_path, recover=True)
+                try:
+                    print(
+                        f"replaying over SMTP into smtp-sink ({'with' if filtering else 'without'} the filter pipeline)"
+                    )
+                    seconds, _verify = await _replay(smtp, store)
+                    report[label] = {"msgs_per_s": round(args.messages / seconds), "seconds": round(seconds, 2)}
+                    print(f"  {args.messages / seconds:.0f} msg/s ({seconds:.1f}s)")
+                finally:
+                    await store.close()
+            print("Postfix: queueing the same messages deferred, then postqueue -f into smtp-sink")
+            seconds = await _postfix_flush(work, args, sink_port)
+            report["postfix_flush"] = {"msgs_per_s": round(args.messages / seconds), "seconds": round(seconds, 2)}
+            print(f"  {args.messages / seconds:.0f} msg/s ({seconds:.1f}s)")
+        finally:
+            sink.terminate()
+            sink.wait(timeout=10)
+            primary.close()
+    postfix_rate = float(report["postfix_flush"]["msgs_per_s"])  # type: ignore[index]
+    for label in ("smtp_replay", "smtp_replay_without_filters"):
+        rate = float(report[label]["msgs_per_s"])  # type: ignore[index]
+        report[f"ratio_{label}_to_postfix_flush"] = round(rate / postfix_rate, 2)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--size", type=int, default=10_240, help="message size in bytes")
+    parser.add_argument("--mailboxes", type=int, default=10, help="mailboxes the messages are spread over")
+    parser.add_argument("--concurrency", type=int, default=8, help="[replay] concurrency")
+    parser.add_argument("--per-mailbox", type=int, default=4, help="[replay] connections_per_mailbox")
+    parser.add_argument("--workdir", default=None, help="where the queues live (same disk for all)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: Postfix and Dovecot need it")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    report = asyncio.run(main_async(args))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "replay.json").write_text(json.dumps(report | {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2))
+    print()
+    rows = [
+        ("IMAP replay into Dovecot (filters on)", report["imap_replay"]),
+        ("SMTP replay into smtp-sink (filters on)", report["smtp_replay"]),
+        ("SMTP replay into smtp-sink (filters off)", report["smtp_replay_without_filters"]),
+        ("Postfix flush (postqueue -f) into smtp-sink", report["postfix_flush"]),
+    ]
+    for label, row in rows:
+        assert isinstance(row, dict)
+        print(f"{label:46} {row['msgs_per_s']:>6} msg/s")
+    print(
+        f"ratio SMTP replay / Postfix flush: {report['ratio_smtp_replay_to_postfix_flush']:.2f} with the filter "
+        f"pipeline, {report['ratio_smtp_replay_without_filters_to_postfix_flush']:.2f} without"
+    )
+
+
+if __name__ == "__main__":
+    main()
