@@ -78,7 +78,7 @@ class ReplaySettings(BaseModel):
         default="{mailbox}*{master}",
         description=(
             "IMAP login name for a mailbox; placeholders {mailbox}, {local}, {domain}, {master} "
-            "(Dovecot: '{mailbox}*{master}', Exchange: '{domain}/{master}/{local}')."
+            "(Dovecot: '{mailbox}*{master}', Exchange on-premises: '{domain}\\{master}\\{local}')."
         ),
     )
     tls_verify: bool = Field(default=True, description="Verify the primary's IMAP and SMTP certificates.")
