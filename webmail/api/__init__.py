@@ -8,6 +8,7 @@ from webmail.api.auth import admin_guard
 from webmail.api.failover import FailoverController
 from webmail.api.quarantine import QuarantineController
 from webmail.api.queue import QueueController
+from webmail.api.replay import ReplayController
 from webmail.api.signals import SignalsController
 from webmail.context import WebContext
 
@@ -16,7 +17,7 @@ def admin_router(context: WebContext) -> Router:
     """Every admin endpoint, behind the admin token guard."""
     return Router(
         path="/api/v1",
-        route_handlers=[FailoverController, QueueController, QuarantineController, SignalsController],
+        route_handlers=[FailoverController, QueueController, QuarantineController, ReplayController, SignalsController],
         guards=[admin_guard],
         dependencies=context.dependencies(),
         tags=["admin"],

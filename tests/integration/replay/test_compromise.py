@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import tomli_w
 
@@ -33,6 +34,8 @@ from tests.support.replay import master_login, order, replay_overrides, wait_for
 from tests.support.webmail import webmail_appliance
 
 pytestmark = pytest.mark.slow
+
+TOKEN = "r" * 40
 
 
 def _send(port: int, source: str, subject: str) -> None:
@@ -54,7 +57,7 @@ def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 async def test_compromise_replay_waits_for_confirmation_and_holds_the_primarys_mail(
     tmp_path: Path, primary: PrimaryStandIn
 ) -> None:
-    overrides = replay_overrides(primary, monitor={"hold_down": 0})
+    overrides = replay_overrides(primary, monitor={"hold_down": 0}, admin={"token": TOKEN})
     data_dir = tmp_path / "data"
     config = tmp_path / "continuity.toml"
     config.write_text(tomli_w.dumps(settings_data(data_dir, **overrides)))
@@ -87,6 +90,19 @@ async def test_compromise_replay_waits_for_confirmation_and_holds_the_primarys_m
         verdict = await running.store.verdicts.get(held[0].queue_id)
         assert verdict is not None and [f.code for f in verdict.findings] == [COMPROMISE_FINDING]
 
+        # The admin API shows the same plan and refuses a confirmation without a note.
+        api = httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{running.web_address.port}/api/v1/replay",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        try:
+            plan = (await api.get("/plan")).json()
+            assert plan["needs_confirmation"] and {row["action"] for row in plan["rows"]} == {"deliver", "hold"}
+            assert (await api.post("/confirm", json={"note": " "})).status_code == 400
+            assert (await api.get("/")).json()["run"]["status"] == "awaiting_confirmation"
+        finally:
+            await api.aclose()
+
         # Without a terminal and without --yes: the plan, and a refusal.
         refused = await asyncio.to_thread(_cli, config)
         assert refused.returncode == 1, refused.stdout + refused.stderr
@@ -107,6 +123,12 @@ async def test_compromise_replay_waits_for_confirmation_and_holds_the_primarys_m
             ("Customer order 2", ItemState.DELIVERED),
             ("Forwarded by the compromised primary", ItemState.HELD),
         ]
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as api_after:
+            url = f"http://127.0.0.1:{running.web_address.port}/api/v1/replay"
+            assert (await api_after.post(f"{url}/confirm", json={"note": "again"})).status_code == 409
+            status = (await api_after.get(f"{url}/")).json()
+            assert status["run"]["status"] == "completed" and status["totals"]["delivered"] == 2
+            assert status["run"]["manifest"].endswith(".json")
         actions = [(entry.record.actor, entry.record.action) for entry in await running.store.audit.list(200)]
         assert any(action == "replay.confirm" and actor.startswith("cli:") for actor, action in actions)
         assert ("replayer", "replay.hold") in actions
