@@ -18,6 +18,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -106,8 +107,9 @@ class RateColumn(ProgressColumn):
 class ProgressView:
     """A rich progress bar with rate and ETA on a terminal; a line every few seconds otherwise."""
 
-    def __init__(self, interactive: bool | None = None) -> None:
+    def __init__(self, interactive: bool | None = None, output: Console | None = None) -> None:
         self.interactive = sys.stdout.isatty() if interactive is None else interactive
+        self._output = output
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._last_line = 0.0
@@ -116,7 +118,7 @@ class ProgressView:
         if self.interactive:
             self._progress = Progress(
                 TextColumn("[bold]replay[/bold]"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                TextColumn("ETA"), TimeRemainingColumn(), console=console(),
+                TextColumn("ETA"), TimeRemainingColumn(), console=self._output or console(),
             )  # fmt: skip
             self._progress.start()
             self._task = self._progress.add_task("replay", total=None)
