@@ -180,7 +180,15 @@ async def _imap_items(
         await context.slots.acquire()
         try:
             if session is None:
-                session = await MailboxSession.open(context.imap, mailbox)
+                try:
+                    session = await MailboxSession.open(context.imap, mailbox)
+                except ImapSessionError as exc:
+                    # No session for this mailbox now (refused login, unreachable): the whole batch waits.
+                    pause = context.slots.observe(Attempt(exc.kind, exc.detail))
+                    for rest in items[index:]:
+                        await context.settle(rest, Attempt(exc.kind, exc.detail), "", pause)
+                    log.info("replay into %s: %s (%s)", mailbox, exc.kind.value, exc.detail)
+                    return None
             attempt, placed = await _imap_one(context, session, item)
         except ImapSessionError as exc:
             await _drop(session)

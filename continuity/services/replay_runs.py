@@ -70,8 +70,11 @@ class RunKeeper:
         latest = await self._store.replay.latest_run(kind)
         if latest is not None and latest.status is not RunStatus.COMPLETED:
             if latest.status is RunStatus.STOPPED:
-                status = RunStatus.AWAITING_CONFIRMATION if latest.needs_confirmation else RunStatus.ACTIVE
-                await self._store.replay.set_run_status(latest.id, status)
+                # Resumed after RESTORING was left: within a compromise episode, only after a (new) confirmation.
+                if kind is RunKind.RESTORATION and await self.compromise_episode(record):
+                    await self._store.replay.require_confirmation(latest.id)
+                else:
+                    await self._store.replay.set_run_status(latest.id, RunStatus.ACTIVE)
                 latest = await self._store.replay.get_run(latest.id)
             return latest
         if kind is RunKind.RESTORATION:

@@ -42,6 +42,10 @@ class ReplayRepository(Protocol):
         """Change a run's status (not to completed: see finish_run)."""
         ...
 
+    async def require_confirmation(self, run_id: int) -> None:
+        """A compromise happened: run waits for a (new) operator's confirmation before it delivers more."""
+        ...
+
     async def confirm_run(self, run_id: int, actor: str, at: float) -> ReplayRun:
         """Record the operator's confirmation; the run becomes active. NotFoundError for an unknown run."""
         ...

@@ -98,6 +98,15 @@ class SqliteReplayRuns:
             )
         )
 
+    async def require_confirmation(self, run_id: int) -> None:
+        await self._db.write(
+            lambda connection: connection.execute(
+                "UPDATE replay_runs SET compromise = 1, confirmed_by = '', confirmed_at = 0, status = ?"
+                " WHERE id = ? AND status != ?",
+                (RunStatus.AWAITING_CONFIRMATION.value, run_id, RunStatus.COMPLETED.value),
+            )
+        )
+
     async def confirm_run(self, run_id: int, actor: str, at: float) -> ReplayRun:
         def work(connection: sqlite3.Connection) -> ReplayRun:
             row = connection.execute(f"SELECT {RUN_COLUMNS} FROM replay_runs WHERE id = ?", (run_id,)).fetchone()
