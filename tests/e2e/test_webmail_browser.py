@@ -18,7 +18,7 @@ from playwright.async_api import Page
 from continuity.services.app import Running
 from tests.support.browser import chromium, script_calls, watched_context
 from tests.support.smtp_sink import SmtpSink
-from tests.support.webmail import PASSWORD, deliver, mail, web_url, webmail_appliance
+from tests.support.webmail import PASSWORD, all_delivered, deliver, mail, web_url, webmail_appliance
 
 
 @pytest.fixture
@@ -69,6 +69,7 @@ async def test_read_reply_with_attachment_search_and_sign_out(wm: Running, sink:
         await page.get_by_role("button", name="Send").click()
         await page.wait_for_url("**/mail?folder=Sent")
         assert await page.locator("table.messages", has_text="Re: Budget 2027").count() == 1
+        await all_delivered(wm)
         [received] = await asyncio.to_thread(sink.messages)
         assert received["Subject"] == "Re: Budget 2027"
         assert "Approved, figures attached." in received.get_body(("plain",)).get_content()  # type: ignore[attr-defined]

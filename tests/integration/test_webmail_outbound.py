@@ -26,10 +26,11 @@ from continuity.config.outbound import OutboundSettings
 from continuity.core.mailbox_rows import build_mailbox
 from continuity.services.app import Running
 from continuity.services.outbound import OutboundService
+from continuity.store.sqlite import open_sqlite_store
 from tests.support.appliance import TEST_DOMAINS
 from tests.support.ports import free_port
 from tests.support.smtp_sink import SmtpSink
-from tests.support.webmail import WebmailClient, deliver, mail, webmail_appliance
+from tests.support.webmail import WebmailClient, all_delivered, deliver, mail, webmail_appliance
 
 ALICE = "alice@example.com"
 
@@ -101,6 +102,7 @@ async def test_reply_with_attachment_is_signed_delivered_and_filed_in_sent(
         files={"attachments": ("notes.txt", b"clause 4 needs work\n", "text/plain")},
     )
     assert sent.status_code == 303 and sent.headers["location"] == "/mail?folder=Sent"
+    await all_delivered(wm)
     [received] = await asyncio.to_thread(sink.messages)
     assert received["Subject"] == "Re: Contract draft" and received["In-Reply-To"]
     assert received.get_all("X-Rcpt-Args") == ["<sam@remote.test>", "<hidden@remote.test>"]
@@ -167,35 +169,38 @@ async def test_permanent_failure_files_a_notice(tmp_path: Path) -> None:
         rejecting.stop()
 
 
-async def test_temporary_failures_are_retried(wm: Running, tmp_path: Path) -> None:
+async def test_temporary_failures_are_retried(tmp_path: Path) -> None:
     port = free_port()
+    store = await open_sqlite_store(tmp_path / "db.sqlite", tmp_path / "blobs")
     outbound = OutboundService(
-        outbound=wm.store.outbound,
-        webmail=wm.store.webmail,
-        blobs=wm.store.blobs,
+        outbound=store.outbound,
+        webmail=store.webmail,
+        blobs=store.blobs,
         deliverer=SmtpDelivery(OutboundSettings(smart_host=f"127.0.0.1:{port}", tls="none", timeout=5), "standby.test"),  # type: ignore[arg-type]
         signer=DkimSigner(DkimSettings()),
         hostname="standby.test",
-        retry_delays=(0.2,),
+        retry_delays=(2.0,),
     )
-    message = mail("Retry me", to="later@remote.test", sender=ALICE)
-    outbound_id = await outbound.submit(ALICE, ALICE, ["later@remote.test"], message.as_bytes(), "Retry me")
-    assert isinstance(outbound_id, int)
-    assert await outbound.run_due() == 1  # nobody listens: deferred
-    first = await wm.store.outbound.get(outbound_id)
-    assert first is not None and not first.done and first.recipients[0].state == "deferred"
     late = SmtpSink(tmp_path / "late")
     late.port = port
-    late.start()
     try:
-        await asyncio.sleep(0.25)
+        message = mail("Retry me", to="later@remote.test", sender=ALICE)
+        outbound_id = await outbound.submit(ALICE, ALICE, ["later@remote.test"], message.as_bytes(), "Retry me")
+        assert isinstance(outbound_id, int)
+        assert await outbound.run_due() == 1  # nobody listens: deferred
+        first = await store.outbound.get(outbound_id)
+        assert first is not None and not first.done and first.recipients[0].state == "deferred"
+        assert await outbound.run_due() == 0  # not due again before its retry delay
+        late.start()
+        await asyncio.sleep(2.1)
         assert await outbound.run_due() == 1
-        done = await wm.store.outbound.get(outbound_id)
+        done = await store.outbound.get(outbound_id)
         assert done is not None and done.done and done.attempts == 2 and done.recipients[0].state == "delivered"
         [received] = await asyncio.to_thread(late.messages)
         assert received["Subject"] == "Retry me"
     finally:
         late.stop()
+        await store.close()
 
 
 async def test_activation_link_by_mail(wm: Running, client: WebmailClient, sink: SmtpSink) -> None:
@@ -206,6 +211,7 @@ async def test_activation_link_by_mail(wm: Running, client: WebmailClient, sink:
     assert "a link was sent" in sent.text
     unknown = await client.post("/activate", {"address": "nobody@example.com"})
     assert "a link was sent" in unknown.text  # the same answer: no account enumeration
+    await all_delivered(wm)
     [letter] = await asyncio.to_thread(sink.messages)
     assert letter["To"] == "dave@home.test"
     body = letter.get_content() if not letter.is_multipart() else ""  # type: ignore[attr-defined]
@@ -258,6 +264,7 @@ async def test_forward_keeps_the_attachments_chosen(wm: Running, client: Webmail
          "action": "send"},
     )  # fmt: skip
     assert sent.status_code == 303
+    await all_delivered(wm)
     [received] = await asyncio.to_thread(sink.messages)
     names = [part.get_filename() for part in received.iter_attachments()]  # type: ignore[attr-defined]
     assert names == ["floor.pdf"]

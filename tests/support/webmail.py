@@ -119,3 +119,15 @@ def services(running: Running) -> WebmailServices:
     """The webmail services of a running appliance."""
     assert running.webmail is not None
     return running.webmail
+
+
+async def all_delivered(running: Running, timeout: float = 15.0) -> None:
+    """Wait until the outbound queue has nothing left to deliver.
+
+    A receiving server has the whole message once it answered the final 250, which the
+    queue records; reading its dump before then could see a file still being written.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await running.store.outbound.next_due() is not None:
+        assert asyncio.get_running_loop().time() < deadline, "the outbound queue did not empty in time"
+        await asyncio.sleep(0.05)
