@@ -18,6 +18,7 @@ from continuity.cli.queue_cmd import queue_group
 from continuity.cli.replay_cmd import replay_group
 from continuity.cli.serve_cmd import serve_command
 from continuity.cli.signals_cmd import signals_group
+from continuity.cli.webmail_cmd import webmail_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,6 +47,7 @@ cli.add_command(quarantine_group)
 cli.add_command(filter_group)
 cli.add_command(signals_group)
 cli.add_command(replay_group)
+cli.add_command(webmail_group)
 
 
 def main() -> None:
