@@ -74,6 +74,8 @@ class MessageSummary:
     message_id: str
     references: str
     in_reply_to: str = ""
+    # Only a sender's own copy (Sent) carries Bcc.
+    bcc: tuple[Address, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +244,7 @@ def _summary(message: Message, text: str | None, markup: str | None, attachments
         message_id=_header(message, "Message-ID"),
         references=_header(message, "References"),
         in_reply_to=_header(message, "In-Reply-To"),
+        bcc=_addresses(message, "Bcc"),
     )
 
 
