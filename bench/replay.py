@@ -101,7 +101,7 @@ async def _replay(settings: Settings, store: SqliteStore) -> tuple[float, float]
     started = time.perf_counter()
     drained = 0.0
     try:
-        task = asyncio.create_task(service.step())
+        task = asyncio.create_task(service.run_until_complete())
         while not task.done():
             await asyncio.sleep(0.05)
             if not drained and await store.replay.open_count() == 0 and not await store.replay.candidates(1):
@@ -270,7 +270,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--size", type=int, default=10_240, help="message size in bytes")
     parser.add_argument("--mailboxes", type=int, default=10, help="mailboxes the messages are spread over")
-    parser.add_argument("--concurrency", type=int, default=8, help="[replay] concurrency")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=20,
+        help="[replay] concurrency (20: Postfix's default_destination_concurrency_limit)",
+    )
     parser.add_argument("--per-mailbox", type=int, default=4, help="[replay] connections_per_mailbox")
     parser.add_argument("--workdir", default=None, help="where the queues live (same disk for all)")
     args = parser.parse_args()

@@ -34,6 +34,7 @@ from continuity.core.replay_journal import Attempt, OutcomeKind, classify_imap_n
 from continuity.core.replay_plan import MARKER_FIELD, parse_marker_fields
 
 _FETCH_MARKER = f"(BODY.PEEK[HEADER.FIELDS ({MARKER_FIELD.upper()})])"
+_FETCH_CHUNK = 50
 _LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delim>NIL|"(?:\\.|[^"])*") (?P<name>.*)$')
 _UID = re.compile(rb"UID (\d+)")
 _APPENDUID = re.compile(r"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
@@ -194,8 +195,9 @@ class MailboxSession:
     async def _fetch_markers(self, numbers: list[int], *, by_uid: bool) -> list[tuple[int, str]]:
         """(number, marker) pairs of the given messages; number is the UID when by_uid."""
         found: list[tuple[int, str]] = []
-        for start in range(0, len(numbers), 2000):
-            chunk = sequence_set(numbers[start : start + 2000])
+        # Small chunks: aioimaplib parses a response recursively, one frame per line.
+        for start in range(0, len(numbers), _FETCH_CHUNK):
+            chunk = sequence_set(numbers[start : start + _FETCH_CHUNK])
             if by_uid:
                 response = await self._call(self._client.uid("fetch", chunk, _FETCH_MARKER))
             else:

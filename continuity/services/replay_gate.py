@@ -109,6 +109,8 @@ class ReplayGate:
 
     async def decide(self, item: JournalItem) -> GateDecision:
         """The decision for item's message (computed once per pass, shared by every copy)."""
+        if self.pipeline is None or item.released:
+            return GateDecision(GateAction.DELIVER, "filters disabled" if self.pipeline is None else "released")
         task = self._decisions.get(item.queue_id)
         if task is None:
             task = asyncio.ensure_future(self._judge(item))
