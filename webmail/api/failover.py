@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from litestar import Controller, Request, get, post
 from litestar.exceptions import ClientException
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
 
 from continuity.core.failover import FailoverEvent
@@ -70,7 +71,7 @@ class FailoverController(Controller):
 
     @post("/failover", status_code=HTTP_200_OK, summary="Switch mail to the standby (outage or compromise)")
     async def failover(
-        self, request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep, data: FailoverOrder
+        self, request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep, data: JSONBody[FailoverOrder]
     ) -> OrderOutcome:
         if not data.note.strip():
             raise ClientException(detail="a note saying why is required", status_code=HTTP_400_BAD_REQUEST)
@@ -79,21 +80,33 @@ class FailoverController(Controller):
 
     @post("/failback", status_code=HTTP_200_OK, summary="Replay into the primary, then switch mail back")
     async def failback(
-        self, request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep, data: OrderNote | None = None
+        self,
+        request: Request[Any, Any, Any],
+        store: StoreDep,
+        settings: SettingsDep,
+        data: JSONBody[OrderNote | None] = None,
     ) -> OrderOutcome:
         note = data.note if data and data.note else "operator failback"
         return await _order(request, store, settings, FailoverEvent.OPERATOR_FAILBACK, note)
 
     @post("/pause", status_code=HTTP_200_OK, summary="Maintenance: watch, act on nothing")
     async def pause(
-        self, request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep, data: OrderNote | None = None
+        self,
+        request: Request[Any, Any, Any],
+        store: StoreDep,
+        settings: SettingsDep,
+        data: JSONBody[OrderNote | None] = None,
     ) -> OrderOutcome:
         note = data.note if data and data.note else "maintenance"
         return await _order(request, store, settings, FailoverEvent.OPERATOR_PAUSE, note)
 
     @post("/resume", status_code=HTTP_200_OK, summary="End a pause")
     async def resume(
-        self, request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep, data: OrderNote | None = None
+        self,
+        request: Request[Any, Any, Any],
+        store: StoreDep,
+        settings: SettingsDep,
+        data: JSONBody[OrderNote | None] = None,
     ) -> OrderOutcome:
         note = data.note if data and data.note else "maintenance over"
         return await _order(request, store, settings, FailoverEvent.OPERATOR_RESUME, note)
