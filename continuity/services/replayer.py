@@ -233,6 +233,9 @@ class ReplayService:
                 self._recovered = True
                 if interrupted:
                     log.warning("replay: %d delivery(ies) were interrupted; the primary is checked first", interrupted)
+            if self.settings.replay.enabled:
+                # Warnings before a give-up and the retention of replayed copies, whatever the state.
+                await self._upkeep.run(self._clock())
             record = self._state()
             kind = replay_mode(self.settings, record)
             if kind is None:
@@ -248,7 +251,7 @@ class ReplayService:
                 self.detail = f"run {run.id} waits for an operator's confirmation ('continuity replay')"
                 return False
             delivered = await self._deliver(run)
-            await self._upkeep.run(self._clock())
+            await self._upkeep.run(self._clock())  # what this pass deferred may be due for a warning
             if await self._store.replay.open_count(run.id) == 0 and not await self._store.replay.candidates(1):
                 try:
                     self.detail = await complete_run(
