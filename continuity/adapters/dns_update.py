@@ -48,6 +48,19 @@ class DnsUpdateError(Exception):
     """An update or a verification failed; the message says which domain, what and why."""
 
 
+class DnsVerifyError(DnsUpdateError):
+    """The update server has the new MX, but some authoritative servers did not serve it in time.
+
+    ``serving`` are the servers (``host:port``) that serve it, ``not_serving`` says for each
+    of the others what it served instead or why it did not answer.
+    """
+
+    def __init__(self, message: str, serving: tuple[str, ...], not_serving: dict[str, str]) -> None:
+        super().__init__(message)
+        self.serving = serving
+        self.not_serving = not_serving
+
+
 @dataclass(frozen=True, slots=True)
 class TsigCredentials:
     """A TSIG key ready for dnspython."""
@@ -136,7 +149,9 @@ class MxUpdater:
             if response.flags & dns.flags.TC:
                 response = await dns.asyncquery.tcp(request, where, timeout=timeout, port=port)
         except (dns.exception.DNSException, OSError) as exc:
-            raise DnsUpdateError(f"no answer from {where}:{port} for {name} {rdtype}: {_describe(exc)}") from exc
+            raise DnsUpdateError(
+                f"no answer from {host_port(where, port)} for {name} {rdtype}: {_describe(exc)}"
+            ) from exc
         return response
 
     async def current_mx(self, domain: str, where: str | None = None, port: int | None = None) -> tuple[str, ...]:
@@ -162,7 +177,7 @@ class MxUpdater:
                 f"the server refused our TSIG key '{self._credentials.name}': {_describe(exc)}"
             ) from exc
         except (dns.exception.DNSException, OSError) as exc:
-            raise DnsUpdateError(f"update to {self._server}:{self._port} failed: {_describe(exc)}") from exc
+            raise DnsUpdateError(f"update to {host_port(self._server, self._port)} failed: {_describe(exc)}") from exc
         return response.rcode()
 
     def _new_update(self, zone: dns.name.Name) -> dns.update.UpdateMessage:
@@ -210,7 +225,8 @@ class MxUpdater:
                     )
                 if rcode in (dns.rcode.NOTAUTH, dns.rcode.REFUSED, dns.rcode.NOTZONE, dns.rcode.FORMERR):
                     raise DnsUpdateError(
-                        f"{self._server}:{self._port} refused the update of {domain} ({dns.rcode.to_text(rcode)}); "
+                        f"{host_port(self._server, self._port)} refused the update of {domain} "
+                        f"({dns.rcode.to_text(rcode)}); "
                         "check the TSIG key and the zone's allow-update"
                     )
                 last = f"the server answered {dns.rcode.to_text(rcode)}"
@@ -241,7 +257,11 @@ class MxUpdater:
         return sorted(set(addresses))
 
     async def verify(self, domain: str, target: Sequence[str]) -> tuple[str, ...]:
-        """Wait until every authoritative server serves target for domain; returns the servers checked."""
+        """Wait until every authoritative server serves target for domain; returns the servers checked.
+
+        Raises :class:`DnsVerifyError` (which servers serve it, what the others serve) when
+        some do not by ``verify_timeout``: a secondary that missed the change, or is down.
+        """
         servers = await self.authoritative_servers(domain)
         port = self._settings.verify_port
         deadline = time.monotonic() + self._settings.verify_timeout
@@ -262,13 +282,16 @@ class MxUpdater:
             if not pending:
                 break
             if time.monotonic() >= deadline:
-                detail = "; ".join(f"{server}: {last.get(server, 'no answer')}" for server in pending)
-                raise DnsUpdateError(
-                    f"{domain} MX was updated but {len(pending)} of {len(servers)} authoritative servers do not "
-                    f"serve it after {self._settings.verify_timeout:g}s ({detail})"
+                not_serving = {host_port(server, port): last.get(server, "no answer") for server in pending}
+                detail = "; ".join(f"{server}: {why}" for server, why in not_serving.items())
+                raise DnsVerifyError(
+                    f"{domain} MX is {_show(target)} on the update server but {len(pending)} of {len(servers)} "
+                    f"authoritative servers do not serve it after {self._settings.verify_timeout:g}s ({detail})",
+                    tuple(host_port(server, port) for server in servers if server not in pending),
+                    not_serving,
                 )
             await asyncio.sleep(0.5)
-        return tuple(f"{server}:{port}" for server in servers)
+        return tuple(host_port(server, port) for server in servers)
 
     async def test_key(self, domain: str) -> None:
         """Prove the key may update the zone: add and remove a TXT record under _continuity-check."""
@@ -282,6 +305,11 @@ class MxUpdater:
             rcode = await self._send(update)
             if rcode != dns.rcode.NOERROR:
                 raise DnsUpdateError(f"a test update ({what} TXT {owner}) was refused with {dns.rcode.to_text(rcode)}")
+
+
+def host_port(host: str, port: int) -> str:
+    """host:port, with an IPv6 address in brackets ([::1]:53)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _show(records: Sequence[str]) -> str:

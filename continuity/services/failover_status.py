@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from continuity.core.failover import FailoverRecord
+from continuity.core.failover import Action, FailoverRecord, pending_actions
 from continuity.core.failover_records import TransitionEntry
 from continuity.core.probes import ProbeResult
 from continuity.store.protocol import Store
@@ -14,6 +14,21 @@ from continuity.store.protocol import Store
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")
+
+
+def routing_sentence(record: FailoverRecord) -> str:
+    """Where mail goes, in words that do not claim a switch still in progress (or partly done).
+
+    ``record.routing`` is the side of the last completed switch; while the state still needs
+    a switch (FAILING_OVER, FAILING_BACK, a compromise not yet switched) the sentence says so,
+    and the last error says what part of it is done.
+    """
+    actions = pending_actions(record)
+    if Action.SWITCH_TO_STANDBY in actions:
+        return f"the {record.routing.value} (the last completed switch); the switch to the standby is not complete"
+    if Action.SWITCH_TO_PRIMARY in actions:
+        return f"the {record.routing.value} (the last completed switch); the switch back to the primary is not complete"
+    return f"the {record.routing.value}"
 
 
 @dataclass(frozen=True, slots=True)

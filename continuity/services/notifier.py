@@ -23,6 +23,7 @@ import httpx
 from continuity.config.notify import NotifySettings
 from continuity.core.delivery import DeliveryReport, DeliveryStatus
 from continuity.core.failover import FailoverEvent, FailoverRecord, FailoverState
+from continuity.services.failover_status import routing_sentence
 
 log = logging.getLogger("continuity.notify")
 
@@ -94,7 +95,7 @@ class StateChange:
             f"When:    {payload['since']}",
             f"Who:     {self.record.actor}",
             f"Why:     {self.record.reason}",
-            f"Mail is switched to the {self.record.routing.value}.",
+            f"Mail goes to: {routing_sentence(self.record)}.",
         ]
         if self.record.last_error:
             lines.append(f"Last switch error: {self.record.last_error}")

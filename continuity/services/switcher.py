@@ -2,9 +2,11 @@
 
 Both switchers are idempotent: a switch to the side mail already goes to only
 verifies it. A switch either succeeds for every protected domain or raises
-:class:`SwitchError` saying, domain by domain, what was done and what was not; the
-failover state then stays in its switching state and the monitor retries, so the state
-never claims more than what is true.
+:class:`SwitchError` saying, domain by domain, what was done and what was not (for a
+DNS switch: the MX on the update server before and after, which authoritative servers
+serve it and what each of the others serves); the failover state then stays in its
+switching state and the monitor retries, so the state never claims more than what is
+true.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from continuity.adapters.dns_update import DnsUpdateError, DomainSwitch, MxUpdater
+from continuity.adapters.dns_update import DnsUpdateError, DnsVerifyError, DomainSwitch, MxUpdater
 from continuity.config.dns import DnsSettings
 from continuity.core.failover import Routing
 from continuity.errors import ContinuityError
@@ -66,11 +68,21 @@ class DnsSwitcher:
         else:
             expected, target = self._settings.standby_mx, self._settings.primary_mx
         done: list[DomainSwitch] = []
+        # Changed on the update server, but not served by every authoritative server.
+        unverified: list[dict[str, object]] = []
         failed: dict[str, str] = {}
         for domain in self._domains:
             try:
                 change = await self._updater.replace_mx(domain, expected, target)
                 servers = await self._updater.verify(domain, target)
+            except DnsVerifyError as exc:
+                what = "updated" if change.updated else "already changed by an earlier attempt"
+                failed[domain] = f"{exc} (MX {what})"
+                unverified.append(
+                    {**change.evidence(), "verified_on": list(exc.serving), "not_serving": exc.not_serving}
+                )
+                log.error("DNS switch of %s to the %s is partial: %s", domain, to.value, failed[domain])
+                continue
             except DnsUpdateError as exc:
                 failed[domain] = str(exc)
                 log.error("DNS switch of %s to the %s failed: %s", domain, to.value, exc)
@@ -80,6 +92,7 @@ class DnsSwitcher:
             "mode": "dns",
             "to": to.value,
             "domains": [item.evidence() for item in done],
+            "unverified": unverified,
             "failed": failed,
         }
         if failed:
