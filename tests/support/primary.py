@@ -8,7 +8,9 @@
 * the health server answers Exchange's ``/owa|/ews|/Autodiscover|/mapi/healthcheck.htm``.
 
 ``start()``, ``stop()`` and ``start()`` again (an outage and a restart) work on the whole
-set; ``settings()`` gives the appliance's ``[primary]`` and ``[monitor]`` settings for it.
+set; ``maintenance(True)`` puts it into maintenance as Exchange does (SMTP greets with
+``421 4.3.2``, the health endpoints answer 503), ``maintenance(False)`` back into service;
+``settings()`` gives the appliance's ``[primary]`` and ``[monitor]`` settings for it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import trustme
 
 from bench.postfix_instance import PostfixInstance, ensure_postfix
+from tests.support.exchange_health import HEALTH_PATHS
 from tests.support.ports import free_port, wait_for_port
 
 MASTER_USER = "replay"
@@ -58,6 +61,7 @@ class PrimaryStandIn:
         self._postfix: PostfixInstance | None = None
         self._dovecot: subprocess.Popen[bytes] | None = None
         self._health: subprocess.Popen[bytes] | None = None
+        self._health_down: tuple[str, ...] = ()
         self._prepared = False
 
     # -- set-up ---------------------------------------------------------------------------
@@ -167,6 +171,15 @@ protocol lmtp {{
         self._dovecot = subprocess.Popen(
             ["dovecot", "-F", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+        self._start_health()
+        if first:
+            self._postfix.start()
+        else:
+            subprocess.run(["postfix", "-c", str(self._postfix.config_dir), "start"], check=True, capture_output=True)
+        for port in (self.imaps_port, self.lmtp_port, self.https_port, self.smtp_port):
+            wait_for_port(port, timeout=30)
+
+    def _start_health(self) -> None:
         self._health = subprocess.Popen(
             [
                 sys.executable,
@@ -175,15 +188,55 @@ protocol lmtp {{
                 str(self.https_port),
                 str(self.cert_file),
                 str(self.key_file),
+                *self._health_down,
             ],
             cwd=Path(__file__).resolve().parents[2],
         )
-        if first:
-            self._postfix.start()
+
+    def maintenance(self, on: bool, timeout: float = 15.0) -> None:
+        """Put the running stand-in into maintenance as Exchange does, or back into service.
+
+        An Exchange server in maintenance (its transport components inactive) greets SMTP
+        clients with ``421 4.3.2 Service not available`` and hangs up, and its health
+        endpoints answer 503 so load balancers take it out; IMAP goes on. Postfix does the
+        first with a client restriction answering 421, checked at connect
+        (``smtpd_delay_reject = no``), after a ``postfix reload``.
+        """
+        assert self._postfix is not None and self._health is not None
+        postconf = ["postconf", "-c", str(self._postfix.config_dir)]
+        if on:
+            subprocess.run(
+                [
+                    *postconf,
+                    "-e",
+                    "smtpd_delay_reject = no",
+                    "smtpd_client_restrictions = check_client_access static:{421 4.3.2 Service not available}",
+                ],
+                check=True,
+                capture_output=True,
+            )
         else:
-            subprocess.run(["postfix", "-c", str(self._postfix.config_dir), "start"], check=True, capture_output=True)
-        for port in (self.imaps_port, self.lmtp_port, self.https_port, self.smtp_port):
-            wait_for_port(port, timeout=30)
+            subprocess.run([*postconf, "-X", "smtpd_delay_reject", "smtpd_client_restrictions"], check=True)
+        subprocess.run(["postfix", "-c", str(self._postfix.config_dir), "reload"], check=True, capture_output=True)
+        self._health.terminate()
+        self._health.wait(timeout=10)
+        self._health_down = HEALTH_PATHS if on else ()
+        self._start_health()
+        # A reload lets sessions in progress finish on the old settings: wait for the new greeting.
+        wanted = b"421 " if on else b"220 "
+        deadline = time.monotonic() + timeout
+        while not self._greeting().startswith(wanted):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the stand-in's SMTP greeting is not {wanted!r} after {timeout}s")
+            time.sleep(0.1)
+        wait_for_port(self.https_port, timeout=timeout)
+
+    def _greeting(self) -> bytes:
+        try:
+            with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=2) as connection:
+                return connection.recv(512)
+        except OSError:
+            return b""
 
     def stop(self) -> None:
         """Stop everything, as a crashed server: nothing answers any more."""
