@@ -52,14 +52,26 @@ class SmtpSink:
         )
         wait_for_port(self.port)
 
+    def _sizes(self) -> dict[Path, int]:
+        return {path: path.stat().st_size for path in self.dump_dir.iterdir() if path.is_file()}
+
     def messages(self, expected: int = 1, timeout: float = 10.0) -> list[Message]:
-        """The messages received so far, waiting until at least expected have arrived."""
+        """The messages received so far, waiting until at least expected have arrived complete.
+
+        smtp-sink writes a dump file while the message arrives, so a file counts as complete
+        once its size has stayed the same for a moment.
+        """
         deadline = time.monotonic() + timeout
+        previous: dict[Path, int] = {}
         while True:
-            files = sorted(path for path in self.dump_dir.iterdir() if path.is_file())
-            if len(files) >= expected or time.monotonic() > deadline:
-                return [email.message_from_bytes(path.read_bytes(), policy=email.policy.default) for path in files]
-            time.sleep(0.05)
+            sizes = self._sizes()
+            settled = len(sizes) >= expected and sizes == previous
+            if settled or time.monotonic() > deadline:
+                return [
+                    email.message_from_bytes(path.read_bytes(), policy=email.policy.default) for path in sorted(sizes)
+                ]
+            previous = sizes
+            time.sleep(0.1)
 
     def stop(self) -> None:
         """Stop the sink."""
