@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.asyncquery
+import dns.asyncresolver
 import dns.exception
 import dns.flags
 import dns.message
@@ -29,11 +30,13 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
+import dns.resolver
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
 from continuity.config.dns import DnsSettings
+from continuity.config.types import parse_host_port
 from continuity.errors import ConfigError
 
 log = logging.getLogger("continuity.dns")
@@ -237,7 +240,11 @@ class MxUpdater:
         raise DnsUpdateError(f"could not update {domain} MX after {settings.attempts} attempts: {last}")
 
     async def authoritative_servers(self, domain: str) -> list[str]:
-        """Addresses of every name server of domain's zone, as the update server lists them."""
+        """Addresses of every name server of domain's zone, as the update server lists them.
+
+        A name server inside the zone is found on the update server (its glue); one outside
+        it (a DNS provider's ns1.provider.net) through the recursive resolver of [dns] resolver.
+        """
         zone = self.zone_of(domain).to_text()
         response = await self.query(zone, "NS", self._server, self._port)
         names = sorted({str(rdata.target) for rrset in response.answer for rdata in rrset})
@@ -245,16 +252,51 @@ class MxUpdater:
             raise DnsUpdateError(f"{self._server} lists no NS records for zone {zone}")
         addresses: list[str] = []
         for name in names:
-            found: list[str] = []
-            for rdtype in ("A", "AAAA"):
-                answer = await self.query(name, rdtype, self._server, self._port)
-                found += [
-                    str(rdata) for rrset in answer.answer if rrset.rdtype != dns.rdatatype.CNAME for rdata in rrset
-                ]
+            found = await self._addresses_on_update_server(name)
             if not found:
-                raise DnsUpdateError(f"name server {name} of zone {zone} has no address on {self._server}")
+                found = await self._addresses_from_resolver(name)
+            if not found:
+                raise DnsUpdateError(
+                    f"name server {name} of zone {zone} has no address, neither on {self._server} "
+                    "nor through the resolver ([dns] resolver)"
+                )
             addresses += found
         return sorted(set(addresses))
+
+    async def _addresses_on_update_server(self, name: str) -> list[str]:
+        found: list[str] = []
+        for rdtype in ("A", "AAAA"):
+            try:
+                answer = await self.query(name, rdtype, self._server, self._port)
+            except DnsUpdateError:
+                return []
+            if answer.rcode() != dns.rcode.NOERROR:
+                return []  # REFUSED or NXDOMAIN: the update server is not authoritative for it
+            found += [
+                str(rdata)
+                for rrset in answer.answer
+                if rrset.rdtype == dns.rdatatype.from_text(rdtype)
+                for rdata in rrset
+            ]
+        return found
+
+    async def _addresses_from_resolver(self, name: str) -> list[str]:
+        resolver = dns.asyncresolver.Resolver(configure=not self._settings.resolver)
+        if self._settings.resolver:
+            servers = [parse_host_port(item) for item in self._settings.resolver]
+            resolver.nameservers = [server.host for server in servers]
+            resolver.port = servers[0].port
+        resolver.lifetime = self._settings.query_timeout
+        found: list[str] = []
+        for rdtype in ("A", "AAAA"):
+            try:
+                answer = await resolver.resolve(name, rdtype)
+            except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+                continue
+            except dns.exception.DNSException as exc:
+                raise DnsUpdateError(f"cannot resolve name server {name}: {_describe(exc)}") from exc
+            found += [str(rdata) for rdata in answer]
+        return found
 
     async def verify(self, domain: str, target: Sequence[str]) -> tuple[str, ...]:
         """Wait until every authoritative server serves target for domain; returns the servers checked.

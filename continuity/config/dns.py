@@ -60,6 +60,18 @@ class DnsSettings(BaseModel):
     )
     attempts: int = Field(default=3, ge=1, description="UPDATE attempts per switch, with backoff between them.")
     query_timeout: float = Field(default=3.0, gt=0, description="Seconds per DNS query or UPDATE.")
+    resolver: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Recursive DNS servers (HOST:PORT) used to find the addresses of name servers outside the zone "
+            "(e.g. a DNS provider's); empty uses the system resolver (/etc/resolv.conf)."
+        ),
+    )
+
+    @field_validator("resolver")
+    @classmethod
+    def _resolvers_parse(cls, value: list[str]) -> list[str]:
+        return [str(parse_host_port(item)) for item in value]
 
     @field_validator("primary_mx", "standby_mx")
     @classmethod
