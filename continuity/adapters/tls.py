@@ -12,10 +12,12 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     """A server-side context (TLS 1.2 or newer) for STARTTLS; ConfigError when unusable."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # ssl does not say which file is missing (its FileNotFoundError has no file name): look first.
+    for path in (cert, key):
+        if not path.exists():
+            raise ConfigError(f"Invalid configuration: smtp.tls_cert/tls_key: {path} does not exist.")
     try:
         context.load_cert_chain(certfile=cert, keyfile=key)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"Invalid configuration: smtp.tls_cert/tls_key: {exc.filename} does not exist.") from None
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(
             f"Invalid configuration: smtp.tls_cert/tls_key: cannot load {cert} with {key}: {exc}."
