@@ -8,32 +8,27 @@ sessions send at once. Inbound mail (gateway, journal) teaches each mailbox its
 correspondents and reports bounces; the IMAP checks and the webhook report their own
 signals through :meth:`report`.
 
-What a mailbox did is kept in memory for the last hour (loaded from the store when the
-mailbox is first seen) and written to the store in batches; its history (the baseline)
-is read from the store and cached. Held messages never enter the history or the known
-correspondents, so an attack does not become tomorrow's normal.
+What a mailbox did lately is kept by the SignalLedger (continuity/services/signal_ledger.py).
+Held messages never enter the history or the known correspondents, so an attack does not
+become tomorrow's normal.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from continuity.core.baseline import (
     HOUR,
-    Baseline,
     ContactKind,
     ContactObservation,
     Observed,
     RatePolicy,
     SendEvent,
-    SlidingHour,
     bounce_signal,
     rate_signals,
 )
@@ -41,6 +36,7 @@ from continuity.core.external_alerts import AlertScope, ExternalAlert
 from continuity.core.mail_signs import MailSigns, hard_bounces, read_signs
 from continuity.core.models import DirectoryEntry, IncomingMessage, MessageState
 from continuity.core.pipeline import Finding, Verdict
+from continuity.core.signal_builders import malicious_outbound_signal, rule_forward_signal
 from continuity.core.signals import (
     MailboxState,
     Severity,
@@ -51,14 +47,11 @@ from continuity.core.signals import (
 )
 from continuity.errors import ContinuityError
 from continuity.services.filtering import PipelineResult
+from continuity.services.signal_ledger import MailboxTrack, SignalLedger
 from continuity.services.signal_responses import Responder
 from continuity.store.protocol import Store
 
 log = logging.getLogger("continuity.signals")
-
-_BASELINE_TTL = 600.0
-_RECENT_IDS = 2000
-_FLUSH_INTERVAL = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,20 +91,6 @@ class Assessment:
     signals: tuple[StoredSignal, ...] = ()
 
 
-@dataclass
-class _Track:
-    """What one mailbox did lately, and what it knows."""
-
-    hour: SlidingHour
-    contacts: set[str]
-    forwards: set[str]
-    open: set[str]
-    cleared_at: float
-    recent_ids: deque[str] = field(default_factory=lambda: deque(maxlen=_RECENT_IDS))
-    baseline: Baseline = field(default_factory=Baseline)
-    baseline_at: float = -_BASELINE_TTL
-
-
 class SignalService:
     """Watches the mail flow for compromised mailboxes and responds through the Responder."""
 
@@ -134,19 +113,13 @@ class SignalService:
         self._rates = rate_policy
         self._domains = domains
         self._directory = directory
-        self._history = history_days * 86400.0
         self._exempt = exempt
         self._primary_mailboxes = primary_mailboxes
         self._primary_window = primary_window
         self.clock = clock
-        self._tracks: dict[str, _Track] = {}
+        self._ledger = SignalLedger(store, history_days, clock)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._sends: list[tuple[str, SendEvent]] = []
-        self._contacts: list[ContactObservation] = []
-        self._bounces: list[tuple[str, float, str]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._flusher: asyncio.Task[None] | None = None
-        self._write_lock = asyncio.Lock()
         # Hooks for the IMAP checks (set by the wiring): sampled sent and inbound messages.
         self.on_sent: Callable[[str, str, str], None] | None = None
         self.on_inbound: Callable[[str, str, str], None] | None = None
@@ -155,44 +128,17 @@ class SignalService:
 
     def start(self) -> None:
         """Start writing observations in the background."""
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_loop(), name="signals-flush")
+        self._ledger.start()
 
     async def stop(self) -> None:
         """Finish background work and write what is buffered."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
-            self._flusher = None
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        with contextlib.suppress(ContinuityError):
-            await self.flush()
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(_FLUSH_INTERVAL)
-            try:
-                await self.flush()
-            except ContinuityError as exc:
-                log.warning("could not write the signals' observations (will retry): %s", exc)
+        await self._ledger.stop()
 
     async def flush(self) -> None:
-        """Write buffered sends, correspondents and bounces."""
-        async with self._write_lock:
-            sends, self._sends = self._sends, []
-            contacts, self._contacts = self._contacts, []
-            bounces, self._bounces = self._bounces, []
-            try:
-                if sends:
-                    await self._store.signals.add_sends(sends)
-                if contacts:
-                    await self._store.signals.add_contacts(contacts)
-                if bounces:
-                    await self._store.signals.add_bounces(bounces)
-            except ContinuityError:
-                self._sends[:0], self._contacts[:0], self._bounces[:0] = sends, contacts, bounces
-                raise
+        """Write buffered observations now."""
+        await self._ledger.flush()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -217,47 +163,11 @@ class SignalService:
             lock = self._locks[mailbox] = asyncio.Lock()
         return lock
 
-    async def _track(self, mailbox: str) -> tuple[_Track, MailboxState]:
-        """The mailbox's track, loaded on first use and reset when an admin cleared it meanwhile."""
-        state = await self._store.signals.state(mailbox)
-        now = self.clock()
-        track = self._tracks.get(mailbox)
-        if track is None:
-            since = max(now - HOUR, state.cleared_at)
-            hour = SlidingHour()
-            for event in await self._store.signals.recent_sends(mailbox, since):
-                hour.add(event)
-            for moment in await self._store.signals.recent_bounces(mailbox, since):
-                hour.add_bounces(moment, 1)
-            track = _Track(
-                hour=hour,
-                contacts=set(await self._store.signals.contacts(mailbox, (ContactKind.SENT, ContactKind.RECEIVED))),
-                forwards=set(await self._store.signals.contacts(mailbox, (ContactKind.FORWARD,))),
-                open={item.signal.dedupe for item in await self._store.signals.list(10_000, mailbox, open_only=True)},
-                cleared_at=state.cleared_at,
-            )
-            self._tracks[mailbox] = track
-        elif state.cleared_at > track.cleared_at:
-            track.hour.forget_before(state.cleared_at)
-            track.open.clear()
-            track.cleared_at = state.cleared_at
-        return track, state
-
-    async def _baseline(self, mailbox: str, track: _Track) -> Baseline:
-        now = self.clock()
-        if time.monotonic() - track.baseline_at < _BASELINE_TTL:
-            return track.baseline
-        until = (int((now - HOUR) // HOUR)) * HOUR
-        hours = await self._store.signals.hourly(mailbox, now - self._history, until)
-        track.baseline = Baseline.from_hours(hours, self._history / 86400.0)
-        track.baseline_at = time.monotonic()
-        return track.baseline
-
     def _severity(self, kind: SignalKind) -> Severity:
         return self.responder.policy.severity(kind)
 
     async def _raise(
-        self, signal: Signal, track: _Track | None, state: MailboxState | None
+        self, signal: Signal, track: MailboxTrack | None, state: MailboxState | None
     ) -> tuple[StoredSignal | None, MailboxState | None]:
         """Record and respond to a signal unless the same finding is still open."""
         if track is not None:
@@ -301,7 +211,7 @@ class SignalService:
         """Judge one outbound message before it is committed; hold it when the mailbox is (now) contained."""
         mailbox = facts.mailbox
         async with self._lock(mailbox):
-            track, state = await self._track(mailbox)
+            track, state = await self._ledger.track(mailbox)
             now = self.clock()
             message_id = facts.signs.message_id
             duplicate = bool(message_id) and message_id in track.recent_ids
@@ -324,7 +234,7 @@ class SignalService:
                 track.hour.add(SendEvent(now, len(facts.recipients), len(new)))
                 if mailbox not in self._exempt:
                     hour = track.hour.totals(now)
-                    baseline = await self._baseline(mailbox, track)
+                    baseline = await self._ledger.baseline(mailbox, track)
                     for signal in rate_signals(observed, baseline, hour, self._rates, self._severity):
                         await raise_(signal)
                 if facts.signs.rule_generated and not facts.signs.auto_reply:
@@ -340,11 +250,11 @@ class SignalService:
             hold = can_hold and (contained or facts.verdict is Verdict.QUARANTINE)
             malicious = facts.verdict in (Verdict.QUARANTINE, Verdict.REJECT)
             if not duplicate and not hold and not malicious:
-                self._sends.append((mailbox, SendEvent(now, len(facts.recipients), len(new))))
+                self._ledger.note_send(mailbox, SendEvent(now, len(facts.recipients), len(new)))
                 for address in facts.recipients:
                     if address not in track.contacts:
                         track.contacts.add(address)
-                        self._contacts.append(ContactObservation(mailbox, address, ContactKind.SENT, now))
+                        self._ledger.note_contact(ContactObservation(mailbox, address, ContactKind.SENT, now))
             reason = ""
             if hold:
                 reason = (
@@ -353,56 +263,23 @@ class SignalService:
             return Assessment(hold, reason, tuple(raised))
 
     def _forward_signal(
-        self, track: _Track, target: str, owner: str, how: str, message_id: str, observed: Observed
+        self, track: MailboxTrack, target: str, owner: str, how: str, message_id: str, observed: Observed
     ) -> Signal | None:
         """A RULE_FORWARD signal when target is a new forwarding target of the mailbox."""
         if target in track.forwards:
             return None
         track.forwards.add(target)
-        self._contacts.append(ContactObservation(observed.mailbox, target, ContactKind.FORWARD, observed.at))
-        kind = SignalKind.RULE_FORWARD
-        return Signal(
-            kind,
-            observed.mailbox,
-            self._severity(kind),
-            f"mail is forwarded automatically to a new outside address ({target})",
-            (
-                f"forwarded to {target}, never forwarded to before",
-                f"forwarding mailbox: {owner}",
-                f"generated by: {how}",
-                f"Message-ID: {message_id or '-'}",
-            ),
-            observed.at,
-            observed.source,
-            observed.queue_id,
-            key=target,
-        )
+        self._ledger.note_contact(ContactObservation(observed.mailbox, target, ContactKind.FORWARD, observed.at))
+        return rule_forward_signal(observed, self._severity(SignalKind.RULE_FORWARD), target, owner, how, message_id)
 
     def _malicious(self, facts: OutboundFacts, observed: Observed) -> Signal:
-        kind = SignalKind.MALICIOUS_OUTBOUND
-        codes = list(dict.fromkeys(finding.code for finding in facts.findings))
-        evidence = [f"verdict: {facts.verdict.value if facts.verdict else '-'}; findings: {', '.join(codes) or '-'}"]
-        evidence += [
-            f"{finding.message}" + (f" ({'; '.join(finding.evidence[:3])})" if finding.evidence else "")
-            for finding in facts.findings
-            if finding.score >= 2
-        ][:5]
-        evidence.append(f"to: {', '.join(facts.recipients[:5])}")
-        return Signal(
-            kind,
-            observed.mailbox,
-            self._severity(kind),
-            "sends mail the security filters judge malicious",
-            tuple(evidence),
-            observed.at,
-            observed.source,
-            observed.queue_id,
-        )
+        severity = self._severity(SignalKind.MALICIOUS_OUTBOUND)
+        return malicious_outbound_signal(observed, severity, facts.verdict, facts.findings, facts.recipients)
 
     async def note_forward(self, mailbox: str, target: str, source: str, queue_id: str = "") -> StoredSignal | None:
         """Mailbox forwarding seen in a journal report (Forwarded:): a signal for a new outside target."""
         async with self._lock(mailbox):
-            track, state = await self._track(mailbox)
+            track, state = await self._ledger.track(mailbox)
             observed = Observed(mailbox, source, self.clock(), queue_id)
             signal = self._forward_signal(track, target, mailbox, "mailbox forwarding (journal report)", "", observed)
             if signal is None:
@@ -415,10 +292,10 @@ class SignalService:
         if not recipients:
             return
         async with self._lock(mailbox):
-            track, state = await self._track(mailbox)
+            track, state = await self._ledger.track(mailbox)
             now = self.clock()
             track.hour.add_bounces(now, len(recipients))
-            self._bounces.extend((mailbox, now, recipient) for recipient in recipients)
+            self._ledger.note_bounces(mailbox, now, list(recipients))
             signal = bounce_signal(
                 Observed(mailbox, source, now, queue_id), track.hour.bounces(now), self._rates, self._severity
             )
@@ -447,10 +324,10 @@ class SignalService:
         now = self.clock()
         if sender and not self.internal(sender):
             for mailbox in mailboxes:
-                track = self._tracks.get(mailbox)
+                track = self._ledger.loaded(mailbox)
                 if track is not None:
                     track.contacts.add(sender)
-                self._contacts.append(ContactObservation(mailbox, sender, ContactKind.RECEIVED, now))
+                self._ledger.note_contact(ContactObservation(mailbox, sender, ContactKind.RECEIVED, now))
         if signs.delivery_report:
             self._spawn(self._count_report(message, mailboxes))
         inbound_copy = message.state in (MessageState.RELAY, MessageState.MIRRORED) and not outbound
@@ -472,7 +349,7 @@ class SignalService:
             stored, _after = await self._raise(signal, None, None)
             return stored
         async with self._lock(signal.mailbox):
-            track, state = await self._track(signal.mailbox)
+            track, state = await self._ledger.track(signal.mailbox)
             stored, _after = await self._raise(signal, track, state)
             return stored
 
