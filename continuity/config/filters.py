@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from continuity.config.types import parse_host_port
 from continuity.core.pipeline import Verdict, VerdictPolicy
@@ -121,7 +121,7 @@ class RspamdSettings(StageSettings):
     """rspamd's HTTP protocol (/checkv2); used only when url is set."""
 
     url: str = Field(default="", description="Base URL of rspamd's normal worker, e.g. http://127.0.0.1:11333.")
-    password: str = Field(default="", description="Password header for rspamd when it requires one.")
+    password: SecretStr | None = Field(default=None, description="Password header for rspamd when it requires one.")
 
     @field_validator("url")
     @classmethod

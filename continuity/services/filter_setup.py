@@ -141,7 +141,8 @@ class FilterService:
         if config.clamd.enabled and config.clamd.address:
             stages.append(StageConfig(ClamdStage(config.clamd.address), config.clamd.timeout, config.clamd.fail_open))
         if config.rspamd.enabled and config.rspamd.url:
-            self._rspamd = RspamdStage(config.rspamd.url, config.rspamd.password, config.rspamd.timeout)
+            password = config.rspamd.password.get_secret_value() if config.rspamd.password is not None else ""
+            self._rspamd = RspamdStage(config.rspamd.url, password, config.rspamd.timeout)
             stages.append(StageConfig(self._rspamd, config.rspamd.timeout, config.rspamd.fail_open))
         self.pipeline = FilterPipeline(stages, config.policy.policy(), executor=self.executor, sequential=sequential)
         self._tasks: list[asyncio.Task[None]] = []
