@@ -99,6 +99,10 @@ class FilterMemory:
             self._known = (now, domains)
         return domains
 
+    def forget_cached(self) -> None:
+        """Drop the cached frequent-sender domains: the next read gets them fresh."""
+        self._known = (0.0, frozenset())
+
     async def prune(self, before: float) -> int:
         """Forget old thread records."""
         return await self._repository.prune(before)
