@@ -1,5 +1,6 @@
-"""Allow ``python -m continuity`` as an alias of the ``continuity`` command."""
+"""python -m continuity: the command line."""
 
 from continuity.cli.main import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import aiosmtplib
 
 from continuity.adapters.mx_resolver import MailHost, MxLookupError, MxResolver
+from continuity.adapters.smtp_transaction import send_message
 from continuity.config.outbound import OutboundSettings, TlsPolicy
 from continuity.core.delivery import DeliveryReport, DeliveryStatus, RecipientResult, status_for_code
 
@@ -134,7 +135,7 @@ class SmtpDelivery:
             await client.connect()
             if self._settings.username and self._settings.password is not None:
                 await client.login(self._settings.username, self._settings.password.get_secret_value())
-            refused, _reply = await client.sendmail(sender, recipients, message)
+            refused = await send_message(client, sender, recipients, message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return [_result(error.recipient, error.code, error.message, host) for error in exc.recipients]
         except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPDataError, aiosmtplib.SMTPAuthenticationError) as exc:
@@ -216,7 +217,7 @@ class SmtpSession:
         try:
             if self._client is None or not self._client.is_connected:
                 self._client = await self._open()
-            refused, _reply = await self._client.sendmail(sender, list(recipients), message)
+            refused = await send_message(self._client, sender, recipients, message)
         except _HostUnusableError as exc:
             return [RecipientResult(r, DeliveryStatus.DEFERRED, 0, str(exc), host) for r in recipients]
         except aiosmtplib.SMTPRecipientsRefused as exc:

@@ -91,6 +91,15 @@ class ReplaySettings(BaseModel):
     rate: float = Field(default=50.0, ge=0, description="Most messages per second (0: no limit).")
     batch: int = Field(default=50, ge=1, le=1000, description="Messages claimed per mailbox at once.")
     timeout: float = Field(default=60.0, gt=0, description="Seconds each IMAP or SMTP step may take.")
+    filter_processes: int = Field(
+        default=1,
+        ge=0,
+        le=32,
+        description=(
+            "Worker processes that run the filter pipeline on replayed mail, beside the process that delivers it "
+            "(0: filter in the main process). About one per spare CPU core; each holds its own copy of the rules."
+        ),
+    )
     dedup_check: DedupCheck = Field(
         default=DedupCheck.ATTEMPTED,
         description="Look for an earlier copy (Message-ID and content hash) before an APPEND: attempted or always.",

@@ -15,6 +15,7 @@ import email.parser
 import email.policy
 import email.utils
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from enum import StrEnum
@@ -201,9 +202,38 @@ class _HtmlScanner(HTMLParser):
 
 def links_in_text(text: str) -> list[Link]:
     """URLs written in plain text."""
-    return [
-        Link(match.group(0).rstrip(_TRAILING_PUNCTUATION), "", LinkSource.TEXT) for match in _URL_IN_TEXT.finditer(text)
-    ]
+    return [Link(match.group(0).rstrip(_TRAILING_PUNCTUATION), "", LinkSource.TEXT) for match in _url_matches(text)]
+
+
+def _url_matches(text: str) -> Iterator[re.Match[str]]:
+    """What _URL_IN_TEXT.finditer(text) yields, found faster.
+
+    A case-insensitive scan tries the expression at every character (a 10 KB message:
+    0.2 ms); a URL starts with "http" or "www.", so only where the lower-cased text has
+    those (found with str.find, at memory speed) is the expression tried.
+    """
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a character whose lower case is longer: positions would not line up
+        yield from _URL_IN_TEXT.finditer(text)
+        return
+    starts = sorted(_occurrences(lowered, "http") + _occurrences(lowered, "www."))
+    consumed = 0
+    for start in starts:
+        if start < consumed:
+            continue
+        match = _URL_IN_TEXT.match(text, start)
+        if match is not None:
+            consumed = match.end()
+            yield match
+
+
+def _occurrences(text: str, word: str) -> list[int]:
+    found: list[int] = []
+    at = text.find(word)
+    while at != -1:
+        found.append(at)
+        at = text.find(word, at + 1)
+    return found
 
 
 def scan_html(html: str) -> tuple[list[Link], str]:

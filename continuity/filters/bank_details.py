@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 
 # IBAN length per country (ISO 13616 registry, the countries mail here is likely to name).
 IBAN_LENGTHS = {
@@ -24,6 +25,8 @@ IBAN_LENGTHS = {
 }  # fmt: skip
 
 _IBAN_CANDIDATE = re.compile(r"\b([A-Z]{2}[0-9]{2}(?:[ \u00a0]?[A-Z0-9]){11,30})\b")
+# Every ASCII digit becomes "0", so str.find("00") finds two digits in a row.
+_DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")
 _ACCOUNT_LABEL = re.compile(
     r"(?i)(?:account\s*(?:number|no\.?|#|nr\.?)|acct\.?\s*(?:no\.?|#)?|kontonummer|konto[\s-]*nr\.?|"
     r"num[ée]ro\s+de\s+compte|n°\s*de\s+compte|numero\s+(?:di\s+)?conto|conto\s+corrente|"
@@ -116,10 +119,33 @@ def _normalized(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
+def _iban_candidates(upper: str) -> Iterator[re.Match[str]]:
+    """What _IBAN_CANDIDATE.finditer(upper) yields, found faster.
+
+    A regular expression scan costs about 20 ns a character (a 10 KB message: 0.2 ms), and
+    nearly every character of upper-cased text is a letter it must try. An IBAN starts
+    with two letters and two digits, so only the places before a pair of digits are
+    tried, and those are found with str.find, which runs at memory speed.
+    """
+    marks = upper.translate(_DIGITS_AS_ZERO)
+    consumed = 0
+    at = marks.find("00", 2)
+    while at != -1:
+        start = at - 2
+        letters = upper[start:at]
+        if start >= consumed and letters.isascii() and letters.isalpha():
+            match = _IBAN_CANDIDATE.match(upper, start)
+            if match is not None:
+                consumed = match.end()
+                yield match
+        # at + 1 cannot start an IBAN's check digits: the character before it is a digit.
+        at = marks.find("00", at + 2)
+
+
 def find_ibans(text: str) -> list[str]:
     """Valid IBANs in text, normalised (no spaces), in order of appearance."""
     found: list[str] = []
-    for match in _IBAN_CANDIDATE.finditer(_normalized(text).upper()):
+    for match in _iban_candidates(_normalized(text).upper()):
         raw = match.group(1)
         compact = raw.replace(" ", "").replace("\u00a0", "")
         # A candidate can run into the following word; try the country's exact length.

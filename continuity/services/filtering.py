@@ -61,6 +61,14 @@ class Learner(Protocol):
         ...
 
 
+class Evaluator(Protocol):
+    """What judges a message: the pipeline itself, or the pipeline in worker processes (filter_processes)."""
+
+    async def evaluate(self, envelope: Envelope, content: bytes, *, learn: bool = ...) -> PipelineResult:
+        """Filter one message."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class StageConfig:
     """A stage with its timeout and failure mode."""

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import aiosmtplib
 
+from continuity.adapters.smtp_transaction import send_message
 from continuity.config.failover import FailoverSettings
 from continuity.config.primary import PrimarySettings
 from continuity.core.failover import DESIRED_ROUTING, FailoverRecord, Routing
@@ -140,7 +141,7 @@ class RelayWorker:
         errors: dict[str, int] = {}
         try:
             async with client:
-                refused, _reply = await client.sendmail(item.sender, list(item.recipients), content)
+                refused = await send_message(client, item.sender, item.recipients, content)
             errors = {recipient: response.code for recipient, response in refused.items()}
         except aiosmtplib.SMTPRecipientsRefused as exc:
             errors = {refusal.recipient: refusal.code for refusal in exc.recipients}

@@ -23,7 +23,7 @@ from continuity.core.pipeline import Direction, Envelope, Finding, Verdict
 from continuity.core.replay_plan import ItemKind, wire_message
 from continuity.core.replay_records import JournalItem
 from continuity.errors import ContinuityError
-from continuity.services.filtering import FilterPipeline, PipelineResult
+from continuity.services.filtering import Evaluator, PipelineResult
 from continuity.store.protocol import Store
 
 log = logging.getLogger("continuity.replay")
@@ -79,7 +79,7 @@ async def hold_message(
 class ReplayGate:
     """Decisions and wire bytes for one delivery pass (forget() between passes)."""
 
-    def __init__(self, store: Store, pipeline: FilterPipeline | None) -> None:
+    def __init__(self, store: Store, pipeline: Evaluator | None) -> None:
         self._store = store
         self.pipeline = pipeline
         self._decisions: dict[str, asyncio.Task[GateDecision]] = {}

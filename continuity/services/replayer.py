@@ -32,7 +32,8 @@ from continuity.core.replay_journal import RetryPolicy
 from continuity.core.replay_plan import Channel
 from continuity.core.replay_records import ItemUpdate, ReplayRun, RunKind, RunStatus
 from continuity.errors import ContinuityError
-from continuity.services.filtering import FilterPipeline
+from continuity.services.filter_processes import ProcessPipeline
+from continuity.services.filtering import Evaluator, FilterPipeline
 from continuity.services.gateway import tls_context
 from continuity.services.replay_delivery import DeliveryContext, FlowSlots
 from continuity.services.replay_dispatch import Dispatcher
@@ -100,7 +101,8 @@ class ReplayService:
                        replay.latency_factor)
         )  # fmt: skip
         self._slots = FlowSlots(self.flow)
-        self.gate = ReplayGate(store, pipeline)
+        self._workers: ProcessPipeline | None = None
+        self.gate = ReplayGate(store, self._evaluator(pipeline))
         primary = PrimaryAddresses(settings.primary.host, replay.primary_networks)
         self.planner = ReplayPlanner(store, replay, primary, clock)
         self.runs = RunKeeper(store, clock)
@@ -122,7 +124,16 @@ class ReplayService:
 
     def use_pipeline(self, pipeline: FilterPipeline | None) -> None:
         """The filter pipeline that judges every message again (services/app.py builds it after failover)."""
-        self.gate.pipeline = pipeline
+        self.gate.pipeline = self._evaluator(pipeline)
+
+    def _evaluator(self, pipeline: FilterPipeline | None) -> Evaluator | None:
+        """pipeline, run in worker processes when [replay] filter_processes asks for them."""
+        processes = self.settings.replay.filter_processes
+        if pipeline is None or processes == 0:
+            return pipeline
+        if self._workers is None or self._workers.local is not pipeline:
+            self._workers = ProcessPipeline(self.settings, pipeline, processes)
+        return self._workers
 
     def follow(self, state: Callable[[], FailoverRecord]) -> None:
         """Where the current failover record comes from (the controller's)."""
@@ -215,6 +226,8 @@ class ReplayService:
         """Let workers stop and the outcomes in flight be committed (before the store closes)."""
         self._stopping = True
         await self._committer.drain()
+        if self._workers is not None:
+            await self._workers.close()
 
     async def _idle(self) -> None:
         timeout = self.settings.replay.poll

@@ -1,4 +1,4 @@
-"""The filter pipeline's speed-ups change nothing: the same verdicts and findings as before them, in-process and pooled.
+"""The filter pipeline's speed-ups change nothing: the same verdicts and findings as before, in-process and in workers.
 
 tests/support/filter_golden.py runs the pipeline over the labelled corpus, dkimpy's test
 messages and the SpamAssassin ham, with every default stage (mail authentication
@@ -13,8 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from continuity.config.settings import Settings
+from continuity.core.pipeline import Envelope
+from continuity.services.filter_processes import ProcessPipeline
+from continuity.services.filter_setup import FilterService
+from continuity.services.filtering import PipelineResult
+from continuity.store.sqlite import SqliteStore
 from tests.support.bind import BindServer
-from tests.support.filter_golden import differences, read_golden, run_outcomes, start_bind
+from tests.support.filter_golden import Close, Evaluate, differences, read_golden, run_outcomes, start_bind
 
 
 @pytest.fixture(scope="module")
@@ -29,3 +35,21 @@ def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
 async def test_in_process_pipeline_finds_what_it_found_before(tmp_path: Path, bind: BindServer) -> None:
     actual = await run_outcomes(tmp_path, bind.port)
     assert differences(read_golden(), actual) == []
+
+
+async def test_worker_processes_find_what_the_pipeline_found_before(tmp_path: Path, bind: BindServer) -> None:
+    pools: list[ProcessPipeline] = []
+
+    async def in_workers(service: FilterService, settings: Settings, store: SqliteStore) -> tuple[Evaluate, Close]:
+        workers = ProcessPipeline(settings, service.pipeline, 2)
+        pools.append(workers)
+
+        async def evaluate(envelope: Envelope, content: bytes) -> PipelineResult:
+            return await workers.evaluate(envelope, content)
+
+        return evaluate, workers.close
+
+    actual = await run_outcomes(tmp_path, bind.port, evaluator=in_workers)
+    assert differences(read_golden(), actual) == []
+    assert [pool.in_main for pool in pools] == [0, 0]
+    assert all(pool.in_workers > 2000 for pool in pools[:1])

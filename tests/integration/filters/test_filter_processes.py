@@ -1,0 +1,73 @@
+"""Worker processes that cannot judge a message hand it back: the main process judges it, and says so once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from continuity.config.settings import Settings
+from continuity.core.pipeline import Direction, Envelope, Verdict
+from continuity.services.filter_processes import ProcessPipeline
+from continuity.services.filter_setup import FilterService
+from continuity.store.sqlite import open_sqlite_store
+
+BEC = (
+    b"From: Supplier <billing@supplier.example>\r\nTo: alice@example.com\r\nSubject: new bank details\r\n\r\n"
+    b"Please note our new bank details: IBAN DE89 3704 0044 0532 0130 00. Pay today.\r\n"
+)
+ENVELOPE = Envelope("billing@supplier.example", ("alice@example.com",), Direction.REPLAY, "192.0.2.7", "mx.test")
+
+
+def _settings(data_dir: Path) -> Settings:
+    return Settings.model_validate(
+        {"data_dir": data_dir, "domains": ["example.com"], "filters": {"auth": {"enabled": False}}}
+    )
+
+
+async def test_a_worker_that_cannot_start_leaves_the_judging_to_the_main_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(tmp_path / "data")
+    store = await open_sqlite_store(settings.database_path, settings.blob_path)
+    service = FilterService(settings, store.filter_memory, store.mailboxes)
+    await service.start(background=False)
+    (tmp_path / "not-a-directory").write_text("")
+    unusable = _settings(tmp_path / "not-a-directory" / "data")  # the workers cannot open a store there
+    workers = ProcessPipeline(unusable, service.pipeline, 1)
+    try:
+        with caplog.at_level(logging.ERROR, logger="continuity.filters"):
+            first = await workers.evaluate(ENVELOPE, BEC)
+            second = await workers.evaluate(ENVELOPE, BEC)
+        expected = await service.pipeline.evaluate(ENVELOPE, BEC, learn=False)
+        assert first.decision == second.decision == expected.decision
+        assert expected.verdict is not Verdict.ACCEPT
+        assert (workers.in_workers, workers.in_main) == (0, 2)
+        failures = [record for record in caplog.records if "filter worker processes failed" in record.message]
+        assert len(failures) == 1
+        with pytest.raises(ValueError, match="do not learn"):
+            await workers.evaluate(ENVELOPE, BEC, learn=True)
+    finally:
+        await workers.close()
+        await service.stop()
+        await store.close()
+
+
+async def test_many_messages_at_once_are_judged_in_the_workers(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "data")
+    store = await open_sqlite_store(settings.database_path, settings.blob_path)
+    service = FilterService(settings, store.filter_memory, store.mailboxes)
+    await service.start(background=False)
+    workers = ProcessPipeline(settings, service.pipeline, 2)
+    try:
+        messages = [BEC.replace(b"Pay today", b"Invoice %d" % number) for number in range(100)]
+        results = await asyncio.gather(*(workers.evaluate(ENVELOPE, message) for message in messages))
+        local = [await service.pipeline.evaluate(ENVELOPE, message, learn=False) for message in messages]
+        assert [result.decision for result in results] == [result.decision for result in local]
+        assert (workers.in_workers, workers.in_main) == (100, 0)
+    finally:
+        await workers.close()
+        await service.stop()
+        await store.close()
