@@ -47,7 +47,7 @@ def create_app(context: WebContext) -> Litestar:
         ),
     )
     handlers: list[ControllerRouterHandler] = [healthz, admin_router(context), metrics_route(context)]
-    handlers.append(webhook_router(context))  # POST /api/v1/signals: its own token (issue 8)
+    handlers.append(webhook_router(context))  # POST /api/v1/signals: its own token
     if context.webmail is not None:
         handlers += webmail_routers(context.webmail)
     return Litestar(

@@ -26,11 +26,11 @@ class WebContext:
 
     settings: Settings
     store: Store
-    # The failover services of the running appliance (issue 4); None in tools that only read.
+    # The failover services of the running appliance; None in tools that only read.
     failover: FailoverServices | None = None
     # The webmail's services (webmail.mail.services.WebmailServices); None serves no webmail.
     webmail: WebmailServices | None = None
-    # The compromise signals of the running appliance (issue 8); None when off or in tools.
+    # The compromise signals of the running appliance; None when off or in tools.
     signals: SignalService | None = None
 
     def dependencies(self) -> dict[str, Provide]:

@@ -55,12 +55,12 @@ class Running:
     smtp_address: HostPort
     web_address: HostPort
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    # Failover (issue 4): controller, monitor, gateway relay, metrics.
+    # Failover: controller, monitor, gateway relay, metrics.
     failover: FailoverServices | None = None
-    # Feeds and compromise signals (issue 8): relay listener, relay worker, signals, IMAP checks.
+    # Feeds and compromise signals: relay listener, relay worker, signals, IMAP checks.
     feeds: FeedServices | None = None
     webmail: WebmailServices | None = None
-    # The security filter pipeline (issue 6); None when [filters] enabled = false.
+    # The security filter pipeline; None when [filters] enabled = false.
     filters: FilterService | None = None
 
 
@@ -85,18 +85,18 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     committer: GroupCommitter[IncomingMessage] = GroupCommitter(
         store.messages.commit, settings.storage.group_commit_max
     )
-    # --- failover (issue 4): state loaded before ingest, whose gateway routing follows it ---
+    # --- failover: state loaded before ingest, whose gateway routing follows it ---
     failover = build_failover(settings, store, drain=committer.drain)
     await failover.controller.load()
     limits = ContentLimits(settings.smtp.max_header_size, settings.smtp.max_mime_depth)
-    # --- filters (issue 6): the one pipeline for ingest, outbound (running.filters.pipeline) and replay ---
+    # --- filters: the one pipeline for ingest, outbound (running.filters.pipeline) and replay ---
     filters = FilterService(settings, store.filter_memory, store.mailboxes) if settings.filters.enabled else None
     if filters is not None:
         await filters.start()
-    # --- replay (issue 7): the replayer judges every message again with the same pipeline ---
+    # --- replay: the replayer judges every message again with the same pipeline ---
     if failover.replay is not None:
         failover.replay.use_pipeline(filters.pipeline if filters is not None else None)
-    # --- feeds and signals (issue 8): the signals hear about every committed message ---
+    # --- feeds and signals: the signals hear about every committed message ---
     signals, signal_notifier = build_signals(settings, store, directory)
     ingest = IngestService(
         domains=frozenset(settings.domains),
@@ -117,7 +117,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         ),
         time.monotonic,
     )
-    # --- webmail (issue 5): its services, mounted on the web listener; tasks started below ---
+    # --- webmail: its services, mounted on the web listener; tasks started below ---
     webmail = None
     if settings.webmail.enabled:
         outbound_filter = PipelineOutboundFilter(filters.pipeline) if filters is not None else None
@@ -135,7 +135,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         raise OSError(f"cannot listen for HTTP on {settings.web.listen}: {exc}") from None
     running = Running(store, smtp, web, directory, committer, lock, HostPort(*smtp_bound), HostPort(*web_bound))
     running.tasks.append(asyncio.create_task(_sweep(limiter), name="limit-sweep"))
-    # --- failover (issue 4) ---
+    # --- failover ---
     running.failover = failover
     running.tasks += start_tasks(failover)
     log.info(
@@ -146,7 +146,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         "probing " + settings.primary.host if failover.probes is not None else "not probing (no primary)",
     )
     running.filters = filters
-    # --- feeds and signals (issue 8) ---
+    # --- feeds and signals ---
     try:
         feeds = await start_feeds(
             settings,
@@ -166,7 +166,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         raise
     running.feeds = feeds
     running.tasks += start_feed_tasks(feeds)
-    # --- webmail (issue 5) ---
+    # --- webmail ---
     if webmail is not None:
         running.webmail = webmail
         running.tasks += [asyncio.create_task(work, name=name) for name, work in webmail_tasks(webmail)]

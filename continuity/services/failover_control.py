@@ -88,7 +88,7 @@ class FailoverController:
         self._backoff = _Backoff(retry_initial, retry_max)
         self._lock = asyncio.Lock()
         self.record = FailoverRecord()
-        # Says why an operator's failback may not start yet (the hold-down), or None (issue 7).
+        # Says why an operator's failback may not start yet (the hold-down), or None.
         self.failback_guard: Callable[[], str | None] | None = None
 
     async def load(self) -> FailoverRecord:

@@ -47,7 +47,7 @@ class FailoverServices:
     monitor: Monitor | None = None
     relay: RelayWorker | None = None
     probes: PrimaryProbes | None = None
-    # The replayer RESTORING drives (issue 7); None when another Replayer was passed in.
+    # The replayer RESTORING drives; None when another Replayer was passed in.
     replay: ReplayService | None = None
     # (name, coroutine function): created only when started, so a failed start leaves nothing un-awaited.
     tasks: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = field(default_factory=list)
@@ -116,7 +116,7 @@ def build_failover(
     )
     services = FailoverServices(controller, gate, metrics, notifier, replay=replay)
     policy = monitor_settings.policy()
-    # --- replay (issue 7): follows the controller's state; an operator's failback waits for the hold-down ---
+    # --- replay: follows the controller's state; an operator's failback waits for the hold-down ---
     if replay is not None:
         replay.follow(lambda: controller.record)
     controller.failback_guard = lambda: failback_refusal(None, policy, probing=False)

@@ -35,7 +35,7 @@ from continuity.store.sqlite import SqliteStore, open_sqlite_store
 
 log = logging.getLogger("continuity.filters")
 
-_BATCH = 16  # most messages handed to a worker at once
+_BATCH = 32  # most messages handed to a worker at once
 _IDLE_SECONDS = 60.0  # the pool stops after this long without work
 _REFRESH_SECONDS = 5.0  # workers reload the mailbox directory and cached memory this often
 
@@ -90,7 +90,7 @@ class ProcessPipeline:
             self._fail(pending, FilterWorkerError("the worker processes failed earlier"))
             return
         loop = asyncio.get_running_loop()
-        while self._pending and self._in_flight < 2 * self._processes:
+        while self._pending and self._in_flight < 4 * self._processes:  # queued behind the one being judged
             batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
             work = [(envelope, content) for envelope, content, _ in batch]
             try:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -30,6 +31,7 @@ log = logging.getLogger("continuity.replay")
 
 COMPROMISE_FINDING = "replay.from_compromised_primary"
 _BODY_CACHE = 256
+LOOK_AHEAD = 8  # messages of a batch judged ahead of the one being delivered (bounded by the body cache)
 
 
 class GateAction(StrEnum):
@@ -87,6 +89,10 @@ class ReplayGate:
         self._bodies: OrderedDict[str, bytes] = OrderedDict()
         self.held = 0
 
+    async def drain(self) -> None:
+        """Wait for the decisions still being made (judged ahead, then the replay stopped)."""
+        await asyncio.gather(*self._decisions.values(), return_exceptions=True)
+
     def forget(self) -> None:
         """Start a new pass: rules may have changed."""
         self._decisions = {}
@@ -111,11 +117,26 @@ class ReplayGate:
         """The decision for item's message (computed once per pass, shared by every copy)."""
         if self.pipeline is None or item.released:
             return GateDecision(GateAction.DELIVER, "filters disabled" if self.pipeline is None else "released")
+        return await asyncio.shield(self._decision(item))
+
+    def look_ahead(self, items: Sequence[JournalItem]) -> None:
+        """Start judging the messages delivered next, so their decisions are ready when their turn comes.
+
+        With the filters in worker processes ([replay] filter_processes) this keeps the
+        workers busy while the main process delivers.
+        """
+        if self.pipeline is None:
+            return
+        for item in items:
+            if not item.released:
+                self._decision(item)
+
+    def _decision(self, item: JournalItem) -> asyncio.Task[GateDecision]:
         task = self._decisions.get(item.queue_id)
         if task is None:
             task = asyncio.ensure_future(self._judge(item))
             self._decisions[item.queue_id] = task
-        return await asyncio.shield(task)
+        return task
 
     async def _judge(self, item: JournalItem) -> GateDecision:
         decision, result = await self.evaluate(item)

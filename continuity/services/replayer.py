@@ -225,6 +225,7 @@ class ReplayService:
     async def close(self) -> None:
         """Let workers stop and the outcomes in flight be committed (before the store closes)."""
         self._stopping = True
+        await self.gate.drain()
         await self._committer.drain()
         if self._workers is not None:
             await self._workers.close()
