@@ -85,16 +85,19 @@ class ReplayGate:
         self._store = store
         self.pipeline = pipeline
         self._decisions: dict[str, asyncio.Task[GateDecision]] = {}
+        self._unfinished: list[asyncio.Task[GateDecision]] = []  # of an earlier pass, judged ahead
         # Bodies read for a decision, kept for the deliveries right after it (a message's copies are claimed together).
         self._bodies: OrderedDict[str, bytes] = OrderedDict()
         self.held = 0
 
     async def drain(self) -> None:
         """Wait for the decisions still being made (judged ahead, then the replay stopped)."""
-        await asyncio.gather(*self._decisions.values(), return_exceptions=True)
+        await asyncio.gather(*self._unfinished, *self._decisions.values(), return_exceptions=True)
+        self._unfinished = []
 
     def forget(self) -> None:
         """Start a new pass: rules may have changed."""
+        self._unfinished = [task for task in self._decisions.values() if not task.done()]
         self._decisions = {}
         self._bodies.clear()
 
