@@ -21,6 +21,8 @@ from email.message import Message
 from enum import StrEnum
 from html.parser import HTMLParser
 
+from continuity.core.text_search import occurrences
+
 _PARSER = email.parser.BytesParser(policy=email.policy.compat32)
 _URL_IN_TEXT = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s<>"'`{}|\\^\[\]]+""")
 _TRAILING_PUNCTUATION = ".,;:!?)>'\""
@@ -216,7 +218,7 @@ def _url_matches(text: str) -> Iterator[re.Match[str]]:
     if len(lowered) != len(text):  # a character whose lower case is longer: positions would not line up
         yield from _URL_IN_TEXT.finditer(text)
         return
-    starts = sorted(_occurrences(lowered, "http") + _occurrences(lowered, "www."))
+    starts = sorted(occurrences(lowered, "http") + occurrences(lowered, "www."))
     consumed = 0
     for start in starts:
         if start < consumed:
@@ -225,15 +227,6 @@ def _url_matches(text: str) -> Iterator[re.Match[str]]:
         if match is not None:
             consumed = match.end()
             yield match
-
-
-def _occurrences(text: str, word: str) -> list[int]:
-    found: list[int] = []
-    at = text.find(word)
-    while at != -1:
-        found.append(at)
-        at = text.find(word, at + 1)
-    return found
 
 
 def scan_html(html: str) -> tuple[list[Link], str]:
