@@ -12,8 +12,9 @@ workers are busy go over together in one batch, so a worker evaluates them concu
 Workers never learn (the replay evaluates with ``learn=False``); what ingest learns
 meanwhile reaches them through the store within a flush interval, and they reload the
 mailbox directory every few seconds. The pool starts on first use and stops after a
-minute without work. If a worker cannot start or dies, the message is evaluated in the
-main process instead (slower, same result) and the error is logged once.
+minute without work; a worker whose main process dies (even by SIGKILL) ends within a
+second. If a worker cannot start or dies, the message is evaluated in the main process
+instead (slower, same result) and the error is logged once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -38,6 +41,7 @@ log = logging.getLogger("continuity.filters")
 _BATCH = 32  # most messages handed to a worker at once
 _IDLE_SECONDS = 60.0  # the pool stops after this long without work
 _REFRESH_SECONDS = 5.0  # workers reload the mailbox directory and cached memory this often
+_PARENT_CHECK_SECONDS = 1.0  # a worker whose main process is gone ends within this
 
 _Request = tuple[Envelope, bytes, "asyncio.Future[PipelineResult]"]
 
@@ -110,7 +114,7 @@ class ProcessPipeline:
                 self._processes,
                 mp_context=multiprocessing.get_context("spawn"),  # never fork a process that runs threads
                 initializer=_start_worker,
-                initargs=(self._settings,),
+                initargs=(self._settings, os.getpid()),
             )
         return self._pool
 
@@ -184,9 +188,10 @@ class _Worker:
 _WORKER: _Worker | None = None
 
 
-def _start_worker(settings: Settings) -> None:
+def _start_worker(settings: Settings, parent: int) -> None:
     """Process initializer: the pipeline, built as the main process builds it, on a store connection of its own."""
     global _WORKER
+    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
     logging.basicConfig(level=logging.WARNING, format="filter worker: %(levelname)s %(name)s: %(message)s")
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -194,6 +199,17 @@ def _start_worker(settings: Settings) -> None:
     filters = FilterService(settings, store.filter_memory, store.mailboxes)
     loop.run_until_complete(filters.start(background=False))
     _WORKER = _Worker(loop, store, filters, time.monotonic())
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker when the main process is gone.
+
+    A pool's workers hold both ends of their task pipe, so they never see it close: a main
+    process killed with SIGKILL (or crashing) would leave them running for ever.
+    """
+    while os.getppid() == parent:
+        time.sleep(_PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _evaluate_batch(work: list[tuple[Envelope, bytes]]) -> list[PipelineResult | str]:

@@ -1,9 +1,12 @@
-"""Worker processes that cannot judge a message hand it back: the main process judges it, and says so once."""
+"""Filter worker processes: they judge what the main process would, hand back what they cannot, and die with it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,69 @@ async def test_many_messages_at_once_are_judged_in_the_workers(tmp_path: Path) -
         await workers.close()
         await service.stop()
         await store.close()
+
+
+_HOLDS_A_POOL = """
+import asyncio, sys
+from pathlib import Path
+from continuity.config.settings import Settings
+from continuity.core.pipeline import Direction, Envelope
+from continuity.services.filter_processes import ProcessPipeline
+from continuity.services.filter_setup import FilterService
+from continuity.store.sqlite import open_sqlite_store
+
+async def main() -> None:
+    settings = Settings.model_validate(
+        {"data_dir": Path(sys.argv[1]), "domains": ["example.com"], "filters": {"auth": {"enabled": False}}}
+    )
+    store = await open_sqlite_store(settings.database_path, settings.blob_path)
+    service = FilterService(settings, store.filter_memory, store.mailboxes)
+    await service.start(background=False)
+    workers = ProcessPipeline(settings, service.pipeline, 2)
+    envelope = Envelope("a@example.org", ("alice@example.com",), Direction.REPLAY, "192.0.2.7", "mx.test")
+    await asyncio.gather(*(workers.evaluate(envelope, b"Subject: hi\\r\\n\\r\\nhello\\r\\n") for _ in range(20)))
+    print("ready", workers.in_workers, flush=True)
+    await asyncio.sleep(3600)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_end_when_the_main_process_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "holds_a_pool.py"
+    script.write_text(_HOLDS_A_POOL)
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "data")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().split() == ["ready", "20"]
+        children = _children(process.pid)
+        assert len(children) >= 2  # the two workers (and multiprocessing's resource tracker)
+    finally:
+        process.kill()
+        process.wait()
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [pid for pid in children if _running(pid)] == []
