@@ -49,6 +49,12 @@ def _address(value: str) -> str:
     return email.utils.parseaddr(value)[1].strip().lower()
 
 
+def may_be_delivery_report(content: bytes) -> bool:
+    """False when content's header cannot make it a delivery report (no "report" anywhere in it); cheap."""
+    end = content.find(b"\r\n\r\n")
+    return b"report" in (content if end < 0 else content[:end]).lower()
+
+
 def read_signs(content: bytes) -> MailSigns:
     """The signs in content's header (never raises on malformed input)."""
     end = content.find(b"\r\n\r\n")

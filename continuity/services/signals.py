@@ -33,7 +33,7 @@ from continuity.core.baseline import (
     rate_signals,
 )
 from continuity.core.external_alerts import AlertScope, ExternalAlert
-from continuity.core.mail_signs import MailSigns, hard_bounces, read_signs
+from continuity.core.mail_signs import MailSigns, hard_bounces, may_be_delivery_report, read_signs
 from continuity.core.models import DirectoryEntry, IncomingMessage, MessageState
 from continuity.core.pipeline import Finding, Verdict
 from continuity.core.signal_builders import malicious_outbound_signal, rule_forward_signal
@@ -52,6 +52,9 @@ from continuity.services.signal_responses import Responder
 from continuity.store.protocol import Store
 
 log = logging.getLogger("continuity.signals")
+
+# What observe() needs to know of mail that only arrives and is no bounce report: nothing.
+_ARRIVED = MailSigns("", "", (), "", False, False, False, False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +312,12 @@ class SignalService:
         if message.state in (MessageState.HELD, MessageState.CONTAINED):
             return
         sender = message.sender.lower()
-        signs = read_signs(message.content)
+        # Mail that only arrives needs its header read only when it may be a bounce report (ingest's hot path).
+        copies = (MessageState.OUTGOING, MessageState.RELAY, MessageState.MIRRORED)
+        if message.state in copies or may_be_delivery_report(message.content):
+            signs = read_signs(message.content)
+        else:
+            signs = _ARRIVED
         outbound = message.state is MessageState.OUTGOING or (
             message.state is MessageState.MIRRORED and bool(sender) and self.internal(sender)
         )

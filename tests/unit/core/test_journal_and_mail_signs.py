@@ -9,7 +9,7 @@ import pytest
 from continuity.core.delivery import DeliveryStatus, RecipientResult
 from continuity.core.dsn import build_dsn
 from continuity.core.journal import is_journal_report, parse_journal_report
-from continuity.core.mail_signs import hard_bounces, read_signs
+from continuity.core.mail_signs import hard_bounces, may_be_delivery_report, read_signs
 from continuity.errors import InvalidInputError
 
 INNER = (
@@ -103,6 +103,9 @@ def test_a_non_delivery_report_round_trip() -> None:
     signs = read_signs(report_bytes)
     assert signs.delivery_report and signs.automatic
     assert hard_bounces(report_bytes) == ("nobody@outside.test", "gone@outside.test")
+    assert may_be_delivery_report(report_bytes)
+    assert may_be_delivery_report(report_bytes.replace(b"multipart/report", b"Multipart/REPORT"))
+    assert not may_be_delivery_report(original + b"report in the body only\r\n")
     assert b"Status: 5.1.1" in report_bytes and b"Status: 5.0.0" in report_bytes
     # The original header goes back to the sender, not its body.
     assert b"Subject: hello" in report_bytes and b"secret body" not in report_bytes
