@@ -25,7 +25,8 @@ _NOT_IN_ADDRESS = frozenset("<> \t\r\n\x00\x7f")
 
 def data_bytes(message: bytes) -> tuple[bytes, int]:
     """The DATA payload for message (dot-stuffed, ending in CRLF.CRLF) and its size for SIZE=."""
-    if message.count(b"\r") != message.count(b"\n") or message.count(b"\r\n") != message.count(b"\n"):
+    line_ends = message.count(b"\r\n")
+    if message.count(b"\r") != line_ends or message.count(b"\n") != line_ends:
         message = _LINE_END.sub(b"\r\n", message)  # a bare CR or LF: only mail that did not come through ingest
     if not message.endswith(b"\r\n"):
         message += b"\r\n"

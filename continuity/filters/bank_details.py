@@ -190,7 +190,8 @@ def change_wording(text: str) -> str | None:
     a full scan of a 10 KB message with this many alternatives takes milliseconds.
     """
     normalized = _normalized(text)
-    if not any(keyword in normalized.lower() for keyword in _CHANGE_KEYWORDS):
+    lowered_text = normalized.lower()
+    if not any(keyword in lowered_text for keyword in _CHANGE_KEYWORDS):
         return None
     flat = " ".join(normalized.split())
     lowered = flat.lower()

@@ -91,7 +91,12 @@ def test_every_change_phrase_is_found_in_a_long_letter(phrase: str) -> None:
     padding = "Dear customer, thank you for your order.\n" * 200
     spaced = phrase.replace(" ", " \r\n\t ")
     assert change_wording(padding + spaced + "\n" + padding) == phrase
+
+
+def test_there_is_a_sample_phrase_for_every_expression() -> None:
     assert len(CHANGE_PHRASES) == len(_CHANGE_WORDING)
+    for phrase, pattern in zip(CHANGE_PHRASES, _CHANGE_WORDING, strict=True):
+        assert re.search(pattern, _normalized(phrase), re.IGNORECASE), (phrase, pattern)
 
 
 _WORDING_PIECES = [*CHANGE_PHRASES, "bank", "account", "payment", "new", "our", "\n", " ", "\t\r\n", "détails"]
