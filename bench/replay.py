@@ -59,7 +59,7 @@ def _bodies(args: argparse.Namespace) -> list[tuple[str, bytes]]:
 
 
 async def _queue(store: SqliteStore, bodies: list[tuple[str, bytes]]) -> None:
-    """Commit the messages as ingest would: bodies written ahead, then rows in batches."""
+    """Commit the messages as ingest would: bodies and rows in group commits."""
     now = time.time()
     for start in range(0, len(bodies), 500):
         batch = []
@@ -71,7 +71,6 @@ async def _queue(store: SqliteStore, bodies: list[tuple[str, bytes]]) -> None:
                 received_at=now, client_address="127.0.0.1", client_helo="load.bench.test",
                 message_id="", subject="load", sha256=hashlib.sha256(body).hexdigest(),
             )  # fmt: skip
-            store.messages.prepare(message)
             batch.append(message)
         await store.messages.commit(batch)
 

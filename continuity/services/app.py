@@ -82,8 +82,9 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     store = await open_store(settings, recover=True)
     directory = DirectoryCache(store.mailboxes)
     await directory.start()
+    # Two batches in flight: one's bodies are flushed while the other's rows commit.
     committer: GroupCommitter[IncomingMessage] = GroupCommitter(
-        store.messages.commit, settings.storage.group_commit_max
+        store.messages.commit, settings.storage.group_commit_max, in_flight=2
     )
     # --- failover: state loaded before ingest, whose gateway routing follows it ---
     failover = build_failover(settings, store, drain=committer.drain)

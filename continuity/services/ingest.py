@@ -215,8 +215,10 @@ class IngestService:
             quarantined = message.state in (MessageState.HELD, MessageState.CONTAINED)
         elif self._route is not None and message.state is MessageState.QUEUED:
             message = dataclasses.replace(message, state=self._route())
-        self._messages.prepare(message)
         try:
+            # The body is written beside other sessions' bodies first; the group commit
+            # then makes the whole batch durable with one flush (see store.blobs).
+            await self._messages.prepare(message)
             await self._committer.submit(message)
         except StorageError as exc:
             log.error(

@@ -1,17 +1,18 @@
 """Content-addressed message bodies on disk.
 
 A body is stored as ``ROOT/bodies/<sha256>``. Writing follows the durable recipe: write
-to ``ROOT/tmp``, fsync the file, rename into place, fsync the directory. A body only
-ever appears under its final name complete and fsynced, so a reader never sees a
+to ``ROOT/tmp``, flush the file, rename into place, fsync the directory. A body only
+ever appears under its final name complete and flushed, so a reader never sees a
 partial one. Leftover temporary files from a crash are removed when the server opens
 the store; no committed row ever referenced them.
 
-During SMTP ingest each session's body is written by a pool of writer threads as soon
-as its DATA ends (``start_write``), so many sessions fsync concurrently and the file
-system merges their journal commits; the group commit then fsyncs the one directory
-for the whole batch before committing the rows. The directory is flat: one fsync
-covers every body of a batch (ext4 and XFS index large directories; retention keeps
-the count to the bodies of recent weeks).
+During SMTP ingest each session's body is written to its temporary file by a pool of
+writer threads as soon as its DATA ends (``start_stage``); the group commit then makes
+the whole batch durable at once (``publish_sync``): one flush of the file system for
+every staged file (``syncfs``, see continuity.store.syncfs), the renames, one fsync of
+the directory. The directory is flat, so one fsync covers every body of a batch (ext4
+and XFS index large directories; retention keeps the count to the bodies of recent
+weeks).
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ import asyncio
 import hashlib
 import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from continuity.errors import NotFoundError, StorageError
+from continuity.store.syncfs import flush_files
 
-# Concurrent file writes: enough to overlap the fsyncs of every session of a busy moment.
-_WRITERS = 16
+T = TypeVar("T")
+
+# Concurrent file writes: the sessions of a busy moment stage their bodies side by side.
+_WRITERS = 8
 
 
 def _fsync_directory(path: Path) -> None:
@@ -36,6 +42,15 @@ def _fsync_directory(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+@dataclass(frozen=True, slots=True)
+class StagedBody:
+    """A body written to a temporary file, neither flushed nor under its final name yet."""
+
+    sha256: str
+    # None when the body was stored already (same content, an earlier message).
+    temporary: Path | None
 
 
 class BlobStore:
@@ -89,21 +104,65 @@ class BlobStore:
             temporary.unlink(missing_ok=True)
             raise StorageError(f"cannot write message body {sha256}: {exc}") from exc
 
-    def start_write(self, sha256: str, content: bytes) -> Future[None]:
-        """Begin write_file_sync in a writer thread; the caller must sync_directory_sync() after."""
-        return self._pool.submit(self.write_file_sync, sha256, content)
-
-    def sync_directory_sync(self) -> None:
-        """fsync the body directory, making every renamed body durable; blocking."""
+    def stage_sync(self, sha256: str, content: bytes) -> StagedBody:
+        """Write content to a temporary file without flushing it (see publish_sync); blocking."""
+        if self.path_for(sha256).exists():
+            return StagedBody(sha256, None)
+        temporary = self._tmp / f"{sha256}.{os.getpid()}.{next(self._counter)}"
         try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                view = memoryview(content)
+                while view:
+                    written = os.write(descriptor, view)
+                    view = view[written:]
+            finally:
+                os.close(descriptor)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise StorageError(f"cannot write message body {sha256}: {exc}") from exc
+        return StagedBody(sha256, temporary)
+
+    def start_stage(self, sha256: str, content: bytes) -> Future[StagedBody]:
+        """Begin stage_sync in a writer thread."""
+        return self._pool.submit(self.stage_sync, sha256, content)
+
+    def submit(self, work: Callable[[T], None], argument: T) -> Future[None]:
+        """Run blocking work(argument) in a blob writer thread."""
+        return self._pool.submit(work, argument)
+
+    def publish_sync(self, staged: Sequence[StagedBody]) -> None:
+        """Make staged bodies durable under their final names: one flush, the renames, one directory fsync.
+
+        Blocking. On StorageError no staged file is left behind; a body already renamed
+        is complete and flushed (a later message may use it), and no row refers to it yet.
+        """
+        files = [body.temporary for body in staged if body.temporary is not None]
+        try:
+            flush_files(self._tmp, files)
+            for body in staged:
+                if body.temporary is not None:
+                    body.temporary.rename(self.path_for(body.sha256))
+            # Always, even with nothing renamed here: a body found under its final name may
+            # have been renamed by a commit whose directory fsync has not finished.
             _fsync_directory(self.bodies)
         except OSError as exc:
-            raise StorageError(f"cannot fsync the body directory {self.bodies}: {exc}") from exc
+            self.discard_sync(staged)
+            raise StorageError(f"cannot make message bodies durable in {self.bodies}: {exc}") from exc
+
+    def discard_sync(self, staged: Sequence[StagedBody]) -> None:
+        """Remove the temporary files of staged bodies that will not be published; blocking."""
+        for body in staged:
+            if body.temporary is not None:
+                body.temporary.unlink(missing_ok=True)
 
     def put_sync(self, sha256: str, content: bytes) -> None:
         """Store content durably under sha256; blocking. StorageError when the disk refuses."""
         self.write_file_sync(sha256, content)
-        self.sync_directory_sync()
+        try:
+            _fsync_directory(self.bodies)
+        except OSError as exc:
+            raise StorageError(f"cannot fsync the body directory {self.bodies}: {exc}") from exc
 
     async def put(self, sha256: str, content: bytes) -> None:
         """Store content durably under sha256 in a writer thread."""

@@ -1,10 +1,14 @@
 """Group commit: many concurrent SMTP sessions share one durable commit.
 
-Each session submits its message and waits. A single committer task takes everything
-waiting (up to a maximum), makes it durable in one call (shared directory fsyncs, one
-WAL fsync), and wakes every waiter with the outcome. While a commit runs, new
-submissions queue up for the next one, so the batch grows with the load and no
-message ever skips the fsync.
+Each session submits its message and waits. A committer task takes everything waiting
+(up to a maximum), makes it durable in one call (one flush for the bodies, one WAL
+fsync), and wakes every waiter with the outcome. While a commit runs, new submissions
+queue up for the next one, so the batch grows with the load and no message ever skips
+the flush.
+
+With ``in_flight`` above one, that many batches may be committing at once: the next
+batch's bodies are flushed while the previous batch's rows are being committed (the
+store serialises what must be serial, its one writer connection).
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ def _consume_outcome(future: asyncio.Future[None]) -> None:
 class GroupCommitter(Generic[T]):
     """Batches submissions into calls of ``commit(batch)``."""
 
-    def __init__(self, commit: Callable[[Sequence[T]], Awaitable[None]], max_batch: int) -> None:
+    def __init__(self, commit: Callable[[Sequence[T]], Awaitable[None]], max_batch: int, in_flight: int = 1) -> None:
         self._commit = commit
         self._max_batch = max_batch
+        self._in_flight = in_flight
         self._waiting: list[tuple[T, asyncio.Future[None]]] = []
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
         self.commits = 0
         self.committed_items = 0
 
@@ -44,8 +49,10 @@ class GroupCommitter(Generic[T]):
         # outcome as retrieved so a failed commit does not log "never retrieved".
         future.add_done_callback(_consume_outcome)
         self._waiting.append((item, future))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._run(), name="group-commit")
+        if len(self._workers) < self._in_flight:
+            worker = asyncio.create_task(self._run(), name="group-commit")
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
         await asyncio.shield(future)
 
     async def _run(self) -> None:
@@ -70,5 +77,5 @@ class GroupCommitter(Generic[T]):
 
     async def drain(self) -> None:
         """Wait until every submission so far has been committed or failed."""
-        while self._worker is not None and not self._worker.done():
-            await asyncio.shield(self._worker)
+        while self._workers:
+            await asyncio.shield(next(iter(self._workers)))

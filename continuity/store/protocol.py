@@ -59,11 +59,12 @@ class MailboxRepository(Protocol):
 class MessageRepository(Protocol):
     """Queued messages: durable commit, listing and reading."""
 
-    def prepare(self, message: IncomingMessage) -> None:
-        """Start making message's body durable in the background, ahead of its commit.
+    async def prepare(self, message: IncomingMessage) -> None:
+        """Write message's body ahead of its commit (not yet durable), or raise StorageError.
 
-        Optional and non-blocking: it lets many sessions' disk writes overlap while they
-        wait for the group commit. commit() completes whatever prepare() started.
+        Optional: many sessions' body writes overlap this way outside the group commit,
+        which then makes the whole batch durable at once. commit() writes the bodies of
+        messages that were not prepared.
         """
         ...
 

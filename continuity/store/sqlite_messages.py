@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from continuity.core.models import IncomingMessage, MessageState, QueueEntry, RecipientState
 from continuity.errors import StorageError
-from continuity.store.blobs import BlobStore
+from continuity.store.blobs import BlobStore, StagedBody
 from continuity.store.sqlite_db import SqliteDatabase
 
 _ENTRY_QUERY = """
@@ -99,28 +100,35 @@ class SqliteMessageRepository:
         self._blobs = blobs
         # Other components' rows written in the same transaction (e.g. filter verdicts).
         self._row_hooks = tuple(row_hooks)
-        # Body writes started by prepare(), by queue id, awaited by the commit.
-        self._writes: dict[str, Future[None]] = {}
+        # Bodies staged by prepare(), by queue id; an id is added right before the message's
+        # submission to the group commit, whose commit() publishes it.
+        self._staged: dict[str, StagedBody] = {}
 
-    def prepare(self, message: IncomingMessage) -> None:
-        self._writes[message.queue_id] = self._blobs.start_write(message.sha256, message.content)
+    async def prepare(self, message: IncomingMessage) -> None:
+        staging = self._blobs.start_stage(message.sha256, message.content)
+        try:
+            staged = await asyncio.wrap_future(staging)
+        except asyncio.CancelledError:
+            # The session went away: its temporary file is removed once written.
+            staging.add_done_callback(self._discard_abandoned)
+            raise
+        self._staged[message.queue_id] = staged
 
-    def commit_sync(self, batch: Sequence[IncomingMessage]) -> None:
-        """Bodies (written ahead or now), one directory fsync, then the rows; blocking."""
-        failure: StorageError | None = None
-        for message in batch:
-            pending = self._writes.pop(message.queue_id, None)
-            try:
-                if pending is None:
-                    self._blobs.write_file_sync(message.sha256, message.content)
-                else:
-                    pending.result()
-            except StorageError as exc:
-                failure = failure or exc
-        if failure is not None:
-            raise failure
-        self._blobs.sync_directory_sync()
-        self._db.transact_sync(lambda connection: self._insert_all(connection, batch))
+    def _discard_abandoned(self, staging: Future[StagedBody]) -> None:
+        if not staging.cancelled() and staging.exception() is None:
+            self._blobs.discard_sync([staging.result()])
+
+    def publish_bodies_sync(self, batch: Sequence[IncomingMessage]) -> None:
+        """Make the batch's bodies durable under their final names, staging those not prepared; blocking."""
+        ahead = [self._staged.pop(message.queue_id, None) for message in batch]
+        staged: list[StagedBody] = []
+        try:
+            for message, body in zip(batch, ahead, strict=True):
+                staged.append(body if body is not None else self._blobs.stage_sync(message.sha256, message.content))
+        except StorageError:
+            self._blobs.discard_sync([*staged, *(body for body in ahead[len(staged) :] if body is not None)])
+            raise
+        self._blobs.publish_sync(staged)
 
     def _insert_all(self, connection: sqlite3.Connection, batch: Sequence[IncomingMessage]) -> None:
         _insert_rows(connection, batch)
@@ -128,7 +136,10 @@ class SqliteMessageRepository:
             hook(connection, batch)
 
     async def commit(self, batch: Sequence[IncomingMessage]) -> None:
-        await self._db.run_in_writer(lambda: self.commit_sync(batch))
+        # Bodies in a blob writer thread, rows in the database's writer thread: the group
+        # commit may flush one batch's bodies while it commits the previous batch's rows.
+        await asyncio.wrap_future(self._blobs.submit(self.publish_bodies_sync, batch))
+        await self._db.write(lambda connection: self._insert_all(connection, batch))
 
     async def list(self, limit: int = 1000, offset: int = 0) -> list[QueueEntry]:
         def work(connection: sqlite3.Connection) -> list[QueueEntry]:
