@@ -85,23 +85,18 @@ class BlobStore:
 
     def write_file_sync(self, sha256: str, content: bytes) -> None:
         """Write, fsync and rename a body into place (its directory is not fsynced); blocking."""
-        final = self.path_for(sha256)
-        if final.exists():
+        staged = self.stage_sync(sha256, content)
+        if staged.temporary is None:
             return  # complete and fsynced: bodies only appear under their name that way
-        temporary = self._tmp / f"{sha256}.{os.getpid()}.{next(self._counter)}"
         try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            descriptor = os.open(staged.temporary, os.O_RDONLY)
             try:
-                view = memoryview(content)
-                while view:
-                    written = os.write(descriptor, view)
-                    view = view[written:]
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
-            temporary.rename(final)
+            staged.temporary.rename(self.path_for(sha256))
         except OSError as exc:
-            temporary.unlink(missing_ok=True)
+            staged.temporary.unlink(missing_ok=True)
             raise StorageError(f"cannot write message body {sha256}: {exc}") from exc
 
     def stage_sync(self, sha256: str, content: bytes) -> StagedBody:

@@ -1,47 +1,20 @@
-"""Message bodies made durable per batch: staged ahead, one flush, renamed, the directory fsynced."""
+"""Message bodies made durable per batch: staged ahead, one flush, renamed, the directory fsynced.
+
+The store-level side (prepare, commit, two commits in flight) is in test_sqlite_store.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import platform
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from continuity.core.models import AcceptedRecipient, IncomingMessage
 from continuity.errors import StorageError
 from continuity.store import syncfs
 from continuity.store.blobs import BlobStore
-from continuity.store.group_commit import GroupCommitter
-from continuity.store.sqlite import SqliteStore, open_sqlite_store
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await open_sqlite_store(tmp_path / "db.sqlite", tmp_path / "blobs", recover=True)
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-def _message(queue_id: str, content: bytes) -> IncomingMessage:
-    return IncomingMessage(
-        queue_id=queue_id,
-        sender="s@outside.test",
-        recipients=(AcceptedRecipient("alice@example.com", "alice@example.com"),),
-        content=content,
-        trace_header=b"Received: test\r\n",
-        received_at=1_800_000_000.0,
-        client_address="192.0.2.1",
-        client_helo="c.test",
-        message_id=f"<{queue_id}@x>",
-        subject="s",
-        sha256=hashlib.sha256(content).hexdigest(),
-    )
 
 
 def _digest(content: bytes) -> str:
@@ -103,48 +76,3 @@ def test_a_failing_syncfs_is_an_error(tmp_path: Path, monkeypatch: pytest.Monkey
     (tmp_path / "f").write_bytes(b"x")
     with pytest.raises(OSError, match="syncfs"):
         syncfs.flush_files(tmp_path, [tmp_path / "f"])
-
-
-async def test_prepared_and_unprepared_messages_commit_alike(store: SqliteStore) -> None:
-    prepared = _message("0000000000DDDD01", b"written ahead\r\n")
-    await store.messages.prepare(prepared)
-    plain = _message("0000000000DDDD02", b"written at commit\r\n")
-    await store.messages.commit([prepared, plain])
-    assert await store.blobs.read(prepared.sha256) == b"written ahead\r\n"
-    assert await store.blobs.read(plain.sha256) == b"written at commit\r\n"
-    assert await store.messages.count() == 2
-    assert list((store.blob_store.root / "tmp").iterdir()) == []
-
-
-async def test_a_session_gone_while_staging_leaves_no_temporary_file(store: SqliteStore) -> None:
-    message = _message("0000000000DDDD03", b"x" * 8_000_000)
-    staging = asyncio.create_task(store.messages.prepare(message))
-    await asyncio.sleep(0)
-    staging.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await staging
-    await asyncio.to_thread(store.blob_store.close_sync)  # the writer threads are done
-    assert list((store.blob_store.root / "tmp").iterdir()) == []
-    assert not store.blob_store.path_for(message.sha256).exists()
-
-
-async def test_two_batches_commit_at_once_and_drain_waits_for_both() -> None:
-    running = 0
-    most = 0
-    committed: list[int] = []
-
-    async def commit(batch: list[int]) -> None:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        await asyncio.sleep(0.05)
-        committed.extend(batch)
-        running -= 1
-
-    committer: GroupCommitter[int] = GroupCommitter(commit, max_batch=4, in_flight=2)  # type: ignore[arg-type]
-    submissions = [asyncio.create_task(committer.submit(n)) for n in range(12)]
-    await asyncio.sleep(0)
-    await committer.drain()
-    assert sorted(committed) == list(range(12))
-    assert most == 2
-    await asyncio.gather(*submissions)

@@ -173,3 +173,48 @@ def test_data_dir_lock_is_exclusive(tmp_path: Path) -> None:
     second = DataDirLock(tmp_path)
     second.acquire()
     second.release()
+
+
+async def test_prepared_and_unprepared_messages_commit_alike(store: SqliteStore) -> None:
+    prepared = _message("0000000000DDDD01", b"written ahead\r\n")
+    await store.messages.prepare(prepared)
+    plain = _message("0000000000DDDD02", b"written at commit\r\n")
+    await store.messages.commit([prepared, plain])
+    assert await store.blobs.read(prepared.sha256) == b"written ahead\r\n"
+    assert await store.blobs.read(plain.sha256) == b"written at commit\r\n"
+    assert await store.messages.count() == 2
+    assert list((store.blob_store.root / "tmp").iterdir()) == []
+
+
+async def test_a_session_gone_while_staging_leaves_no_temporary_file(store: SqliteStore) -> None:
+    message = _message("0000000000DDDD03", b"x" * 8_000_000)
+    staging = asyncio.create_task(store.messages.prepare(message))
+    await asyncio.sleep(0)
+    staging.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await staging
+    await asyncio.to_thread(store.blob_store.close_sync)  # the writer threads are done
+    assert list((store.blob_store.root / "tmp").iterdir()) == []
+    assert not store.blob_store.path_for(message.sha256).exists()
+
+
+async def test_two_batches_commit_at_once_and_drain_waits_for_both() -> None:
+    running = 0
+    most = 0
+    committed: list[int] = []
+
+    async def commit(batch: list[int]) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.05)
+        committed.extend(batch)
+        running -= 1
+
+    committer: GroupCommitter[int] = GroupCommitter(commit, max_batch=4, in_flight=2)  # type: ignore[arg-type]
+    submissions = [asyncio.create_task(committer.submit(n)) for n in range(12)]
+    await asyncio.sleep(0)
+    await committer.drain()
+    assert sorted(committed) == list(range(12))
+    assert most == 2
+    await asyncio.gather(*submissions)
