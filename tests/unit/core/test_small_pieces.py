@@ -15,6 +15,14 @@ def test_queue_ids_are_unique_and_sort_by_time() -> None:
     assert not is_queue_id("01M82C0Z6TNJKMTI")  # I is not in the alphabet
 
 
+def test_queue_ids_made_in_one_millisecond_never_collide() -> None:
+    # 100,000 ids in one millisecond: with 30 random bits alone, a collision is nearly certain.
+    ids = [new_queue_id(1_800_000_000.0) for _ in range(100_000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert {queue_id[:10] for queue_id in ids} == {ids[0][:10]}
+
+
 def test_received_header_is_clean_and_versionless() -> None:
     header = build_received_header(
         TraceInfo(
