@@ -38,8 +38,6 @@ from continuity.store.sqlite_replay_schema import (
     run_from,
 )
 
-_DUE = "(ri.state = 'pending' OR (ri.state = 'deferred' AND ri.next_attempt_at <= ?))"
-
 
 class SqliteReplayRuns:
     """Runs, reads and pruning of the replay repository (continuity.store.sqlite_replay adds the rest)."""

@@ -99,6 +99,32 @@ async def test_interrupted_claims_are_retried_with_their_attempt_counted(store: 
     assert again.state is ItemState.DEFERRED and again.attempts == 1 and "interrupted" in again.detail
 
 
+async def test_claims_take_due_items_in_journal_order_up_to_the_limit(store: SqliteStore) -> None:
+    queue_ids = [f"Q00000000000F{n:03d}" for n in range(8)]
+    await store.messages.commit([_message(queue_id, "alice@example.com", "bob@example.com") for queue_id in queue_ids])
+    run = await store.replay.create_run(RunKind.RESTORATION, False, NOW)
+    await _plan(store, run.id)
+    first = await store.replay.claim(Channel.IMAP, None, 6, NOW, run.id)
+    assert [item.id for item in first] == sorted(item.id for item in first)
+    # Deferred: the first two due again at NOW + 10, the third only at NOW + 100.
+    await store.replay.record(
+        [ItemUpdate(item.id, ItemState.DEFERRED, NOW, "busy", 451, NOW + (10 if n < 2 else 100))
+         for n, item in enumerate(first[:3])]
+        + [ItemUpdate(item.id, ItemState.DELIVERED, NOW, "ok", 0, 0, "INBOX", "") for item in first[3:]]
+    )  # fmt: skip
+    later = await store.replay.claim(Channel.IMAP, None, 4, NOW + 10, run.id)
+    # The due deferred items come before pending ones planned after them; the one not due stays.
+    assert [item.id for item in later] == [first[0].id, first[1].id, first[5].id + 1, first[5].id + 2]
+    assert [item.state for item in later[:2]] == [ItemState.DEFERRED, ItemState.DEFERRED]
+    bobs = await store.replay.claim(Channel.IMAP, "bob@example.com", 100, NOW + 10, run.id)
+    assert bobs and {item.mailbox for item in bobs} == {"bob@example.com"}
+    assert [item.id for item in bobs] == sorted(item.id for item in bobs)
+    assert await store.replay.claim(Channel.SMTP, None, 100, NOW + 10, run.id) == []
+    rest = await store.replay.claim(Channel.IMAP, None, 100, NOW + 100, run.id)
+    assert first[2].id in [item.id for item in rest]
+    assert await store.replay.claim(Channel.IMAP, None, 100, NOW + 1000, run.id) == []
+
+
 async def test_hold_release_retry_and_adoption(store: SqliteStore) -> None:
     await store.messages.commit(
         [_message("Q0000000000000D1", "alice@example.com"), _message("Q0000000000000D2", "bob@example.com")]
