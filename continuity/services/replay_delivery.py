@@ -22,7 +22,7 @@ from continuity.core.replay_flow import FlowControl
 from continuity.core.replay_journal import Attempt, OutcomeKind, RetryPolicy, classify_smtp, resolve
 from continuity.core.replay_plan import Candidate, FolderMap, join_path, marker_value, plan_item
 from continuity.core.replay_records import ItemUpdate, JournalItem
-from continuity.services.replay_gate import LOOK_AHEAD, GateAction, ReplayGate
+from continuity.services.replay_gate import LOOK_AHEAD, READ_AHEAD, GateAction, ReplayGate
 from continuity.store.group_commit import GroupCommitter
 
 log = logging.getLogger("continuity.replay")
@@ -171,6 +171,7 @@ async def _imap_items(
             for rest in items[index:]:
                 await context.settle(rest, Attempt(OutcomeKind.DEFERRED, "replay stopped"))
             break
+        await context.gate.read_ahead(items[index : index + READ_AHEAD])
         context.gate.look_ahead(items[index + 1 : index + 1 + LOOK_AHEAD])
         decision = await context.gate.decide(item)
         if decision.action is GateAction.HOLD:
@@ -245,6 +246,7 @@ async def _smtp_items(context: DeliveryContext, session: SmtpSession, items: lis
             for rest in group:
                 await context.settle(rest, Attempt(OutcomeKind.DEFERRED, "replay stopped"))
             continue
+        await context.gate.read_ahead([later[0] for later in groups[index : index + READ_AHEAD]])
         context.gate.look_ahead([later[0] for later in groups[index + 1 : index + 1 + LOOK_AHEAD]])
         decision = await context.gate.decide(group[0])
         if decision.action is GateAction.HOLD:

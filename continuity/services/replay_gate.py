@@ -30,8 +30,10 @@ from continuity.store.protocol import Store
 log = logging.getLogger("continuity.replay")
 
 COMPROMISE_FINDING = "replay.from_compromised_primary"
-_BODY_CACHE = 256
-LOOK_AHEAD = 8  # messages of a batch judged ahead of the one being delivered (bounded by the body cache)
+LOOK_AHEAD = 8  # messages of a batch judged ahead of the one being delivered
+READ_AHEAD = 32  # messages whose bodies are read together (read_ahead)
+_READ_AHEAD_BYTES = 2 << 20  # at most this much read in one go (but always one body)
+_BODY_CACHE_BYTES = 64 << 20  # bodies kept in memory for their decisions and deliveries
 
 
 class GateAction(StrEnum):
@@ -88,6 +90,7 @@ class ReplayGate:
         self._unfinished: list[asyncio.Task[GateDecision]] = []  # of an earlier pass, judged ahead
         # Bodies read for a decision, kept for the deliveries right after it (a message's copies are claimed together).
         self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._cached_bytes = 0
         self.held = 0
 
     async def drain(self) -> None:
@@ -100,16 +103,45 @@ class ReplayGate:
         self._unfinished = [task for task in self._decisions.values() if not task.done()]
         self._decisions = {}
         self._bodies.clear()
+        self._cached_bytes = 0
 
     async def body(self, item: JournalItem) -> bytes:
         """The stored body of item's message (read once for its decision and its deliveries)."""
         body = self._bodies.get(item.sha256)
         if body is None:
             body = await self._store.blobs.read(item.sha256)
-            self._bodies[item.sha256] = body
-            while len(self._bodies) > _BODY_CACHE:
-                self._bodies.popitem(last=False)
+            self._keep(item.sha256, body)
         return body
+
+    async def read_ahead(self, items: Sequence[JournalItem]) -> None:
+        """Read the bodies of the next messages (items, in delivery order) together, when they are needed.
+
+        When a body of the next LOOK_AHEAD + 1 messages is not in memory, the missing
+        bodies of up to READ_AHEAD messages (at most _READ_AHEAD_BYTES) are read in one
+        hand-over to a thread: one per message cost the replay a fifth of its CPU.
+        """
+        if all(item.sha256 in self._bodies for item in items[: LOOK_AHEAD + 1]):
+            return
+        wanted: list[str] = []
+        size = 0
+        for item in items[:READ_AHEAD]:
+            if item.sha256 in self._bodies or item.sha256 in wanted:
+                continue
+            if wanted and size + item.size > _READ_AHEAD_BYTES:
+                break
+            wanted.append(item.sha256)
+            size += item.size
+        for sha256, body in (await self._store.blobs.read_many(wanted)).items():
+            self._keep(sha256, body)
+
+    def _keep(self, sha256: str, body: bytes) -> None:
+        if sha256 in self._bodies:
+            return
+        self._bodies[sha256] = body
+        self._cached_bytes += len(body)
+        while self._cached_bytes > _BODY_CACHE_BYTES and len(self._bodies) > 1:
+            _, evicted = self._bodies.popitem(last=False)
+            self._cached_bytes -= len(evicted)
 
     async def wire(self, item: JournalItem) -> bytes:
         """The bytes sent for item: replay marker, trace header block, the stored body."""

@@ -184,6 +184,20 @@ class BlobStore:
         """Read and verify a body without blocking the event loop."""
         return await asyncio.to_thread(self.read_sync, sha256)
 
+    def read_many_sync(self, digests: Sequence[str]) -> dict[str, bytes]:
+        """Read and verify several bodies; one that is missing or corrupt is left out; blocking."""
+        bodies: dict[str, bytes] = {}
+        for sha256 in digests:
+            try:
+                bodies[sha256] = self.read_sync(sha256)
+            except (NotFoundError, StorageError):
+                continue  # a read of that body alone reports the problem
+        return bodies
+
+    async def read_many(self, digests: Sequence[str]) -> dict[str, bytes]:
+        """Read several bodies in one hand-over to a thread (for bulk readers such as the replay)."""
+        return await asyncio.to_thread(self.read_many_sync, digests)
+
     def close_sync(self) -> None:
         """Stop the writer threads."""
         self._pool.shutdown(wait=True)

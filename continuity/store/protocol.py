@@ -109,6 +109,10 @@ class BlobRepository(Protocol):
         """The body bytes; NotFoundError when absent, StorageError when unreadable or corrupt."""
         ...
 
+    async def read_many(self, digests: Sequence[str]) -> dict[str, bytes]:
+        """The bodies of digests read in one go, by digest; one that cannot be read is left out (read says why)."""
+        ...
+
 
 class AuditRepository(Protocol):
     """The append-only, hash-chained audit log."""

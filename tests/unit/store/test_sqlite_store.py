@@ -113,6 +113,15 @@ async def test_corrupt_or_missing_blob_is_reported(store: SqliteStore) -> None:
         await store.blobs.read(message.sha256)
 
 
+async def test_bodies_read_together_leave_out_the_unreadable_ones(store: SqliteStore) -> None:
+    good, tampered, gone = (_message(f"0000000000CCCD0{n}", f"body {n}\r\n".encode()) for n in range(3))
+    await store.messages.commit([good, tampered, gone])
+    store.blob_store.path_for(tampered.sha256).write_bytes(b"tampered\r\n")
+    store.blob_store.path_for(gone.sha256).unlink()
+    bodies = await store.blobs.read_many([good.sha256, tampered.sha256, gone.sha256])
+    assert bodies == {good.sha256: b"body 0\r\n"}
+
+
 async def test_recovery_removes_temporary_files_only_when_asked(tmp_path: Path) -> None:
     first = await open_sqlite_store(tmp_path / "db", tmp_path / "blobs", recover=True)
     await first.close()
