@@ -250,9 +250,31 @@ def _is_attachment(part: Message) -> bool:
     return maintype not in ("text", "multipart", "message")
 
 
+def parse_email(raw: bytes) -> Message:
+    """raw parsed as the standard library's compat32 parser does, in a fraction of the time for single-part mail.
+
+    The parser reads a body line by line in Python (about 2 microseconds a line, most of
+    the cost of a plain-text message), yet for a part that is neither multipart nor
+    message/* it only joins those lines into the payload. So when the header block is
+    well formed (CRLF lines, nothing the parser reports as a defect) and the message is of
+    such a type, only the header block is parsed and the rest becomes the payload as the
+    parser would have made it. Anything else is parsed whole.
+    """
+    end = raw.find(b"\r\n\r\n")
+    if end != -1:
+        head = raw[: end + 4]
+        crlf = head.count(b"\r\n")
+        if head.count(b"\r") == crlf and head.count(b"\n") == crlf:
+            message = _PARSER.parsebytes(head)
+            if not message.defects and message.get_content_maintype() not in ("multipart", "message"):
+                message.set_payload(raw[end + 4 :].decode("ascii", "surrogateescape"))
+                return message
+    return _PARSER.parsebytes(raw)
+
+
 def parse_message(raw: bytes, max_text: int = MAX_TEXT) -> MessageView:
     """Parse raw (CRLF line endings as received) into a view for the stages."""
-    message = _PARSER.parsebytes(raw)
+    message = parse_email(raw)
     fields = tuple((str(key), " ".join(str(value).split())) for key, value in message.items())
     texts: list[str] = []
     links: list[Link] = []
