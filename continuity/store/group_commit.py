@@ -56,6 +56,17 @@ class GroupCommitter(Generic[T]):
         await asyncio.shield(future)
 
     async def _run(self) -> None:
+        try:
+            await self._commit_waiting()
+        finally:
+            # Leave the set of workers the moment the queue is found empty, not in the task's
+            # done callback, which runs a step later: a submission made in between would see
+            # this worker still counted, start none, and wait for ever.
+            task = asyncio.current_task()
+            if task is not None:
+                self._workers.discard(task)
+
+    async def _commit_waiting(self) -> None:
         while self._waiting:
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]

@@ -173,6 +173,24 @@ async def test_group_commit_failure_reaches_every_waiter() -> None:
     assert all(isinstance(result, StorageError) for result in results)
 
 
+async def test_a_submission_made_as_the_committer_finds_its_queue_empty_is_committed() -> None:
+    # The replay submits from tasks it creates: one created during a commit takes its first
+    # step after the committing worker has found the queue empty but before the worker's
+    # task is finished. It must start a new worker rather than wait for the finished one.
+    committed: list[int] = []
+    late: list[asyncio.Task[None]] = []
+
+    async def commit(batch: list[int]) -> None:
+        committed.extend(batch)
+        if not late:
+            late.append(asyncio.ensure_future(committer.submit(2)))
+
+    committer: GroupCommitter[int] = GroupCommitter(commit, max_batch=8)  # type: ignore[arg-type]
+    await committer.submit(1)
+    await asyncio.wait_for(late[0], 5)
+    assert committed == [1, 2]
+
+
 def test_data_dir_lock_is_exclusive(tmp_path: Path) -> None:
     first = DataDirLock(tmp_path)
     first.acquire()
