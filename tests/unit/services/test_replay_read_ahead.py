@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -14,18 +12,9 @@ from continuity.core.replay_plan import Channel, FolderMap, plan_item
 from continuity.core.replay_records import JournalItem, RunKind
 from continuity.errors import NotFoundError
 from continuity.services.replay_gate import READ_AHEAD, ReplayGate
-from continuity.store.sqlite import SqliteStore, open_sqlite_store
+from continuity.store.sqlite import SqliteStore
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await open_sqlite_store(tmp_path / "db.sqlite", tmp_path / "blobs", recover=True)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def _message(number: int) -> IncomingMessage:

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from continuity.core.failover import FailoverEvent, FailoverRecord, FailoverState, Routing, apply
 from continuity.core.replay_records import RunKind, RunStatus
 from continuity.services.replay_runs import RunKeeper
-from continuity.store.sqlite import SqliteStore, open_sqlite_store
+from continuity.store.sqlite import SqliteStore
 
 E = FailoverEvent
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await open_sqlite_store(tmp_path / "db.sqlite", tmp_path / "blobs", recover=True)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def _walk(store: SqliteStore, *events: FailoverEvent) -> FailoverRecord:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from continuity.config.settings import Settings
 from continuity.core.models import AcceptedRecipient, IncomingMessage
@@ -14,19 +11,10 @@ from continuity.core.replay_journal import ItemState
 from continuity.core.replay_plan import Channel, FolderMap, plan_item
 from continuity.core.replay_records import ItemUpdate, RunKind
 from continuity.services.replay_finish import ReplayAlerts, Upkeep
-from continuity.store.sqlite import SqliteStore, open_sqlite_store
+from continuity.store.sqlite import SqliteStore
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await open_sqlite_store(tmp_path / "db.sqlite", tmp_path / "blobs", recover=True)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def _message(queue_id: str) -> IncomingMessage:

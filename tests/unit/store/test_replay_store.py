@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,6 @@ from continuity.core.replay_records import ItemUpdate, RunKind, RunStatus
 from continuity.store.sqlite import SqliteStore, open_sqlite_store
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await open_sqlite_store(tmp_path / "db.sqlite", tmp_path / "blobs", recover=True)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def _message(queue_id: str, *mailboxes: str, state: MessageState = MessageState.QUEUED) -> IncomingMessage:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,6 @@ from continuity.errors import ConfigError, InvalidInputError, NotFoundError, Sto
 from continuity.services.data_dir_lock import DataDirLock
 from continuity.store.group_commit import GroupCommitter
 from continuity.store.sqlite import SqliteStore, open_sqlite_store
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await open_sqlite_store(tmp_path / "db.sqlite", tmp_path / "blobs", recover=True)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def _message(queue_id: str, content: bytes, mailbox: str = "alice@example.com") -> IncomingMessage:
