@@ -24,6 +24,9 @@ from html.parser import HTMLParser
 from continuity.core.text_search import occurrences
 
 _PARSER = email.parser.BytesParser(policy=email.policy.compat32)
+# A Content-Type field of a multipart or message/* type (in a lower-cased header block
+# preceded by a line end); the parsed type is still checked, this only saves a parse.
+_CONTAINER_TYPE = re.compile(rb"\ncontent-type:[ \t\r\n]*(?:multipart|message)/")
 _URL_IN_TEXT = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s<>"'`{}|\\^\[\]]+""")
 _TRAILING_PUNCTUATION = ".,;:!?)>'\""
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
@@ -258,13 +261,14 @@ def parse_email(raw: bytes) -> Message:
     message/* it only joins those lines into the payload. So when the header block is
     well formed (CRLF lines, nothing the parser reports as a defect) and the message is of
     such a type, only the header block is parsed and the rest becomes the payload as the
-    parser would have made it. Anything else is parsed whole.
+    parser would have made it. Anything else is parsed whole, and a header block that
+    declares a multipart or message/* type is not parsed on its own first.
     """
     end = raw.find(b"\r\n\r\n")
     if end != -1:
         head = raw[: end + 4]
         crlf = head.count(b"\r\n")
-        if head.count(b"\r") == crlf and head.count(b"\n") == crlf:
+        if head.count(b"\r") == crlf and head.count(b"\n") == crlf and not _CONTAINER_TYPE.search(b"\n" + head.lower()):
             message = _PARSER.parsebytes(head)
             if not message.defects and message.get_content_maintype() not in ("multipart", "message"):
                 message.set_payload(raw[end + 4 :].decode("ascii", "surrogateescape"))

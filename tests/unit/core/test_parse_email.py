@@ -27,6 +27,9 @@ EDGE_CASES = {
         b"Content-Type: multipart/mixed; boundary=b\r\n\r\npreamble\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
         b"one\r\n--b\r\nContent-Type: text/html\r\n\r\n<b>two</b>\r\n--b--\r\n"
     ),
+    "folded multipart type": (
+        b"CONTENT-TYPE:\r\n MULTIPART/alternative; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b--\r\n"
+    ),
     "message/rfc822": b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n",
     "missing separator": b"Subject: x\r\nthis is not a header\r\n\r\nbody\r\n",
     "bare LF in the header": b"Subject: x\nTo: y@z.test\r\n\r\nbody\r\n",
