@@ -4,6 +4,12 @@ A worker claims a batch (durably marked ``delivering``) of one mailbox, preferri
 mailbox its IMAP session is already logged in to, and never more than
 ``connections_per_mailbox`` workers on one mailbox; SMTP batches may mix mailboxes. A
 worker ends when nothing is due.
+
+Which mailboxes have IMAP items due is listed from the journal once and then kept: a
+mailbox leaves the list when a claim for it comes back short (nothing more is due there
+now), and the list is read again when it is empty or older than ``_RELIST_SECONDS`` (so
+deferred items that come due meanwhile are found). Listing reads every open item of the
+run; doing it on every claim made a large replay cost the square of its size.
 """
 
 from __future__ import annotations
@@ -20,6 +26,33 @@ from continuity.core.replay_records import JournalItem, ReplayRun
 from continuity.services.replay_delivery import DeliveryContext, imap_batch, smtp_batch
 from continuity.store.protocol import Store
 
+_RELIST_SECONDS = 5.0  # the list of mailboxes with due items is read again at least this often
+
+
+class DueMailboxes:
+    """The mailboxes with due IMAP items of one run, in journal order, as last listed (see the module docstring)."""
+
+    def __init__(self, store: Store, run_id: int, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._clock = clock
+        self._mailboxes: list[str] = []
+        self._listed_at: float | None = None
+
+    async def current(self) -> list[str]:
+        """The mailboxes believed to have due items (read from the journal when empty or stale)."""
+        now = self._clock()
+        if not self._mailboxes or self._listed_at is None or now - self._listed_at >= _RELIST_SECONDS:
+            listed = await self._store.replay.due_mailboxes(Channel.IMAP, now, self._run_id)
+            self._mailboxes = [mailbox for mailbox, _ in listed]
+            self._listed_at = now
+        return list(self._mailboxes)
+
+    def exhausted(self, mailbox: str) -> None:
+        """A claim for mailbox came back short: nothing more is due there now."""
+        if mailbox in self._mailboxes:
+            self._mailboxes.remove(mailbox)
+
 
 class Dispatcher:
     """Runs the workers of one delivery pass."""
@@ -33,9 +66,11 @@ class Dispatcher:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._busy: dict[str, int] = {}
+        self._due: DueMailboxes | None = None
 
     async def deliver(self, run: ReplayRun, context: DeliveryContext, channels: list[Channel]) -> int:
         """Deliver every due item of run; returns how many were delivered."""
+        self._due = DueMailboxes(self._store, run.id, self._clock)
         workers = [self._worker(context, run, channels) for _ in range(self._settings.replay.concurrency)]
         await asyncio.gather(*workers)
         return context.delivered
@@ -52,21 +87,24 @@ class Dispatcher:
                     if items:
                         return channel, "", items
                     continue
-                due = [mailbox for mailbox, _ in await self._store.replay.due_mailboxes(channel, now, run.id)]
+                assert self._due is not None
+                due = await self._due.current()
                 free = [mailbox for mailbox in due if self._busy.get(mailbox, 0) < replay.connections_per_mailbox]
                 if not free:
                     continue
                 mailbox = preferred if preferred in free else free[0]
                 items = await self._store.replay.claim(channel, mailbox, replay.batch, now, run.id)
+                if len(items) < replay.batch:
+                    self._due.exhausted(mailbox)
                 if items:
                     self._busy[mailbox] = self._busy.get(mailbox, 0) + 1
                     return channel, mailbox, items
         return None
 
-    async def _more_for_busy_mailboxes(self, run: ReplayRun) -> bool:
-        if not any(self._busy.values()):
+    async def _more_for_busy_mailboxes(self) -> bool:
+        if not any(self._busy.values()) or self._due is None:
             return False
-        return bool(await self._store.replay.due_mailboxes(Channel.IMAP, self._clock(), run.id))
+        return bool(await self._due.current())
 
     async def _worker(self, context: DeliveryContext, run: ReplayRun, channels: list[Channel]) -> None:
         imap_session: MailboxSession | None = None
@@ -76,7 +114,7 @@ class Dispatcher:
             while not context.stopping():
                 claimed = await self._claim(run, channels, imap_session.mailbox if imap_session else None)
                 if claimed is None:
-                    if await self._more_for_busy_mailboxes(run):
+                    if await self._more_for_busy_mailboxes():
                         await asyncio.sleep(0.05)
                         continue
                     return
