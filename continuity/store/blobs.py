@@ -6,9 +6,10 @@ ever appears under its final name complete and flushed, so a reader never sees a
 partial one. Leftover temporary files from a crash are removed when the server opens
 the store; no committed row ever referenced them.
 
-During SMTP ingest each session's body is written to its temporary file by a pool of
-writer threads as soon as its DATA ends (``start_stage``); the group commit then makes
-the whole batch durable at once (``publish_sync``): one flush of the file system for
+During SMTP ingest each session's body is written to its temporary file as soon as its
+DATA ends (``stage_sync`` on the event loop for a small body, ``start_stage`` in a writer
+thread for a large one); the group commit then makes the whole batch durable at once
+(``publish_sync``, in the database's writer thread): one flush of the file system for
 every staged file (``syncfs``, see continuity.store.syncfs), the renames, one fsync of
 the directory. The directory is flat, so one fsync covers every body of a batch (ext4
 and XFS index large directories; retention keeps the count to the bodies of recent
@@ -21,18 +22,15 @@ import asyncio
 import hashlib
 import itertools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from continuity.errors import NotFoundError, StorageError
 from continuity.store.syncfs import flush_files
 
-T = TypeVar("T")
-
-# Concurrent file writes: the sessions of a busy moment stage their bodies side by side.
+# Concurrent writes of large bodies (small ones are staged on the event loop) and of put().
 _WRITERS = 8
 
 
@@ -121,10 +119,6 @@ class BlobStore:
     def start_stage(self, sha256: str, content: bytes) -> Future[StagedBody]:
         """Begin stage_sync in a writer thread."""
         return self._pool.submit(self.stage_sync, sha256, content)
-
-    def submit(self, work: Callable[[T], None], argument: T) -> Future[None]:
-        """Run blocking work(argument) in a blob writer thread."""
-        return self._pool.submit(work, argument)
 
     def publish_sync(self, staged: Sequence[StagedBody]) -> None:
         """Make staged bodies durable under their final names: one flush, the renames, one directory fsync.

@@ -6,9 +6,9 @@ fsync), and wakes every waiter with the outcome. While a commit runs, new submis
 queue up for the next one, so the batch grows with the load and no message ever skips
 the flush.
 
-With ``in_flight`` above one, that many batches may be committing at once: the next
-batch's bodies are flushed while the previous batch's rows are being committed (the
-store serialises what must be serial, its one writer connection).
+With ``in_flight`` above one, that many batches may be committing at once, or waiting
+in the store's queue right behind the one committing (the store serialises what must
+be serial, its one writer connection).
 """
 
 from __future__ import annotations

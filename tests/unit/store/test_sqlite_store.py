@@ -194,12 +194,16 @@ def test_data_dir_lock_is_exclusive(tmp_path: Path) -> None:
 
 async def test_prepared_and_unprepared_messages_commit_alike(store: SqliteStore) -> None:
     prepared = _message("0000000000DDDD01", b"written ahead\r\n")
-    await store.messages.prepare(prepared)
+    await store.messages.prepare(prepared)  # small: staged on the event loop
+    large_body = b"x" * 400_000 + b"\r\n"
+    large = _message("0000000000DDDD04", large_body)
+    await store.messages.prepare(large)  # large: staged in a writer thread
     plain = _message("0000000000DDDD02", b"written at commit\r\n")
-    await store.messages.commit([prepared, plain])
+    await store.messages.commit([prepared, large, plain])
     assert await store.blobs.read(prepared.sha256) == b"written ahead\r\n"
+    assert await store.blobs.read(large.sha256) == large_body
     assert await store.blobs.read(plain.sha256) == b"written at commit\r\n"
-    assert await store.messages.count() == 2
+    assert await store.messages.count() == 3
     assert list((store.blob_store.root / "tmp").iterdir()) == []
 
 
