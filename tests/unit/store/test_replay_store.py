@@ -157,3 +157,40 @@ async def test_replayed_messages_are_pruned_after_the_retention(store: SqliteSto
     assert await store.replay.prune_replayed(NOW + 1) == 1
     assert not body.exists()
     assert await store.messages.get("Q0000000000000E3") is not None
+
+
+async def test_one_batch_of_outcomes_is_checked_in_order_and_settles_its_messages(store: SqliteStore) -> None:
+    await store.messages.commit(
+        [
+            _message("Q0000000000000G1", "alice@example.com", "bob@example.com"),
+            _message("Q0000000000000G2", "carol@example.com"),
+        ]
+    )
+    run = await store.replay.create_run(RunKind.RESTORATION, False, NOW)
+    await _plan(store, run.id)
+    alice, bob, carol = await store.replay.claim(Channel.IMAP, None, 10, NOW, run.id)
+    # The same item twice in one batch is checked against its state after the first update.
+    await store.replay.record(
+        [
+            ItemUpdate(alice.id, ItemState.DELIVERED, NOW, "appended", 0, 0, "INBOX", ""),
+            ItemUpdate(carol.id, ItemState.DEFERRED, NOW, "busy", 451, NOW + 10),
+            ItemUpdate(bob.id, ItemState.DELIVERED, NOW, "appended", 0, 0, "INBOX", ""),
+            ItemUpdate(carol.id, ItemState.FAILED, NOW, "gave up", 550, 0),
+        ]
+    )
+    states = {item.id: item.state for item in await store.replay.items(run.id)}
+    assert states == {alice.id: ItemState.DELIVERED, bob.id: ItemState.DELIVERED, carol.id: ItemState.FAILED}
+    assert (await store.messages.get("Q0000000000000G1")).state is MessageState.REPLAYED  # type: ignore[union-attr]
+    assert (await store.messages.get("Q0000000000000G2")).state is MessageState.QUEUED  # type: ignore[union-attr]
+    # An illegal transition anywhere in a batch records nothing of it.
+    with pytest.raises(JournalError):
+        await store.replay.record(
+            [
+                ItemUpdate(carol.id, ItemState.PENDING, NOW, "", 0, 0),  # failed -> pending is allowed (retry)
+                ItemUpdate(alice.id, ItemState.DEFERRED, NOW, "", 451, NOW),  # delivered -> deferred is not
+            ]
+        )
+    assert {item.id: item.state for item in await store.replay.items(run.id)} == states
+    # Reopening a delivered item puts its replayed message back in the queue.
+    await store.replay.reopen([alice.id], run.id, "not found on the primary", NOW)
+    assert (await store.messages.get("Q0000000000000G1")).state is MessageState.QUEUED  # type: ignore[union-attr]
