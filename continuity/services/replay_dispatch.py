@@ -15,6 +15,7 @@ run; doing it on every claim made a large replay cost the square of its size.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
@@ -37,12 +38,12 @@ class DueMailboxes:
         self._run_id = run_id
         self._clock = clock
         self._mailboxes: list[str] = []
-        self._listed_at: float | None = None
+        self._listed_at = -math.inf
 
     async def current(self) -> list[str]:
         """The mailboxes believed to have due items (read from the journal when empty or stale)."""
         now = self._clock()
-        if not self._mailboxes or self._listed_at is None or now - self._listed_at >= _RELIST_SECONDS:
+        if not self._mailboxes or now - self._listed_at >= _RELIST_SECONDS:
             listed = await self._store.replay.due_mailboxes(Channel.IMAP, now, self._run_id)
             self._mailboxes = [mailbox for mailbox, _ in listed]
             self._listed_at = now
@@ -66,17 +67,16 @@ class Dispatcher:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._busy: dict[str, int] = {}
-        self._due: DueMailboxes | None = None
 
     async def deliver(self, run: ReplayRun, context: DeliveryContext, channels: list[Channel]) -> int:
         """Deliver every due item of run; returns how many were delivered."""
-        self._due = DueMailboxes(self._store, run.id, self._clock)
-        workers = [self._worker(context, run, channels) for _ in range(self._settings.replay.concurrency)]
+        due = DueMailboxes(self._store, run.id, self._clock)
+        workers = [self._worker(context, run, channels, due) for _ in range(self._settings.replay.concurrency)]
         await asyncio.gather(*workers)
         return context.delivered
 
     async def _claim(
-        self, run: ReplayRun, channels: list[Channel], preferred: str | None
+        self, run: ReplayRun, channels: list[Channel], due: DueMailboxes, preferred: str | None
     ) -> tuple[Channel, str, list[JournalItem]] | None:
         replay = self._settings.replay
         async with self._lock:
@@ -87,34 +87,33 @@ class Dispatcher:
                     if items:
                         return channel, "", items
                     continue
-                assert self._due is not None
-                due = await self._due.current()
-                free = [mailbox for mailbox in due if self._busy.get(mailbox, 0) < replay.connections_per_mailbox]
+                listed = await due.current()
+                free = [mailbox for mailbox in listed if self._busy.get(mailbox, 0) < replay.connections_per_mailbox]
                 if not free:
                     continue
                 mailbox = preferred if preferred in free else free[0]
                 items = await self._store.replay.claim(channel, mailbox, replay.batch, now, run.id)
                 if len(items) < replay.batch:
-                    self._due.exhausted(mailbox)
+                    due.exhausted(mailbox)
                 if items:
                     self._busy[mailbox] = self._busy.get(mailbox, 0) + 1
                     return channel, mailbox, items
         return None
 
-    async def _more_for_busy_mailboxes(self) -> bool:
-        if not any(self._busy.values()) or self._due is None:
-            return False
-        return bool(await self._due.current())
+    async def _more_for_busy_mailboxes(self, due: DueMailboxes) -> bool:
+        return any(self._busy.values()) and bool(await due.current())
 
-    async def _worker(self, context: DeliveryContext, run: ReplayRun, channels: list[Channel]) -> None:
+    async def _worker(
+        self, context: DeliveryContext, run: ReplayRun, channels: list[Channel], due: DueMailboxes
+    ) -> None:
         imap_session: MailboxSession | None = None
         smtp_session: SmtpSession | None = None
         primary = self._settings.primary
         try:
             while not context.stopping():
-                claimed = await self._claim(run, channels, imap_session.mailbox if imap_session else None)
+                claimed = await self._claim(run, channels, due, imap_session.mailbox if imap_session else None)
                 if claimed is None:
-                    if await self._more_for_busy_mailboxes():
+                    if await self._more_for_busy_mailboxes(due):
                         await asyncio.sleep(0.05)
                         continue
                     return
