@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import aiosmtplib
 
 from continuity.adapters.mx_resolver import MailHost, MxLookupError, MxResolver
+from continuity.adapters.smtp_kept_session import SmtpSession
 from continuity.adapters.smtp_transaction import send_message
 from continuity.config.outbound import OutboundSettings, TlsPolicy
 from continuity.core.delivery import DeliveryReport, DeliveryStatus, RecipientResult, status_for_code
@@ -44,7 +45,7 @@ class SmtpDelivery:
 
     def session(self, host: str, port: int) -> SmtpSession:
         """A kept connection to host:port for many messages (opened on first use)."""
-        return SmtpSession(self, host, port)
+        return SmtpSession(self._settings, self._helo, host, port)
 
     async def deliver(self, sender: str, recipients: Sequence[str], message: bytes) -> DeliveryReport:
         """Try once to deliver message to every recipient; never raises for delivery problems."""
@@ -164,100 +165,3 @@ class SmtpDelivery:
 
 def _result(recipient: str, code: int, text: str, host: str) -> RecipientResult:
     return RecipientResult(recipient, status_for_code(code), code, text, host)
-
-
-class SmtpSession:
-    """One connection to one host, kept open for many messages (the replay to the primary's receive connector).
-
-    Opened lazily and reopened after a failure; TLS follows the delivery's policy. A
-    transaction the server refuses is reset and the connection reused; a broken connection
-    defers the message's recipients and is reopened for the next one.
-    """
-
-    def __init__(self, delivery: SmtpDelivery, host: str, port: int) -> None:
-        self._delivery = delivery
-        self._host = host
-        self._port = port
-        self._client: aiosmtplib.SMTP | None = None
-        self._plaintext = False
-
-    @property
-    def target(self) -> str:
-        """host:port, for messages."""
-        return f"{self._host}:{self._port}"
-
-    async def _open(self) -> aiosmtplib.SMTP:
-        delivery = self._delivery
-        while True:
-            sock = await delivery._connect(self._host, self._port)
-            client = aiosmtplib.SMTP(
-                hostname=self._host,
-                sock=sock,
-                local_hostname=delivery._helo,
-                timeout=delivery._settings.timeout,
-                **delivery._tls_options(not self._plaintext),  # type: ignore[arg-type]
-            )
-            try:
-                await client.connect()
-            except (ssl.SSLError, aiosmtplib.SMTPException) as exc:
-                client.close()
-                tls_failed = isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError)
-                if tls_failed and delivery._settings.tls is TlsPolicy.OPPORTUNISTIC and not self._plaintext:
-                    log.warning("TLS handshake with %s failed (%s); continuing without TLS", self.target, exc)
-                    self._plaintext = True
-                    continue
-                if isinstance(exc, aiosmtplib.SMTPResponseException):
-                    raise  # a greeting such as "421 too busy": the caller wants its code
-                raise _HostUnusableError(f"{self.target}: {exc}") from None
-            return client
-
-    async def send(self, sender: str, recipients: Sequence[str], message: bytes) -> list[RecipientResult]:
-        """Deliver one message over the kept connection; never raises for delivery problems."""
-        host = self.target
-        try:
-            if self._client is None or not self._client.is_connected:
-                self._client = await self._open()
-            refused = await send_message(self._client, sender, recipients, message)
-        except _HostUnusableError as exc:
-            return [RecipientResult(r, DeliveryStatus.DEFERRED, 0, str(exc), host) for r in recipients]
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            await self._reset()
-            return [_result(error.recipient, error.code, error.message, host) for error in exc.recipients]
-        except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPDataError) as exc:
-            await self._reset()
-            return [_result(recipient, exc.code, exc.message, host) for recipient in recipients]
-        except aiosmtplib.SMTPResponseException as exc:
-            await self.close()
-            return [_result(recipient, exc.code, exc.message, host) for recipient in recipients]
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            await self.close()
-            return [RecipientResult(r, DeliveryStatus.DEFERRED, 0, f"{host}: {exc}", host) for r in recipients]
-        results = []
-        for recipient in recipients:
-            answer = refused.get(recipient)
-            if answer is None:
-                results.append(RecipientResult(recipient, DeliveryStatus.DELIVERED, 250, "accepted", host))
-            else:
-                results.append(_result(recipient, answer.code, answer.message, host))
-        return results
-
-    async def _reset(self) -> None:
-        if self._client is None:
-            return
-        try:
-            await self._client.rset()
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            await self.close()
-
-    async def close(self) -> None:
-        """QUIT (best effort) and close."""
-        client, self._client = self._client, None
-        if client is None:
-            return
-        try:
-            if client.is_connected:
-                await asyncio.wait_for(client.quit(), 5)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            pass
-        finally:
-            client.close()

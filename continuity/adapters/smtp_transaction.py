@@ -8,7 +8,8 @@ STARTTLS and AUTH and reads every reply; this module only sends the transaction:
 addresses checked with string tests, line endings normalised only when a bare CR or LF
 is actually there (stored mail has none: ingest refuses them), dot-stuffing with
 ``bytes.replace``. It raises what ``sendmail`` raises, so callers handle both alike.
-PIPELINING is not used: aiosmtplib's reader delivers one reply per command.
+PIPELINING is not used: aiosmtplib's reader delivers one reply per command (the replay's
+kept sessions use smtp_pipelined.py, which pipelines).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def data_bytes(message: bytes) -> tuple[bytes, int]:
     return stuffed + b".\r\n", size
 
 
-def _path(address: str, utf8: bool) -> bytes | None:
+def smtp_path(address: str, utf8: bool) -> bytes | None:
     """<address> for MAIL or RCPT, or None when it cannot be sent as it is."""
     if any(char in _NOT_IN_ADDRESS or char < " " for char in address):
         return None
@@ -63,7 +64,7 @@ async def send_message(
     wants_utf8 = not (sender.isascii() and all(recipient.isascii() for recipient in recipients))
     utf8 = wants_utf8 and client.supports_extension("smtputf8")
     payload, size = data_bytes(message)
-    sender_path = _path(sender, utf8) if sender else b"<>"
+    sender_path = smtp_path(sender, utf8) if sender else b"<>"
     if sender_path is None:
         reason = "needs SMTPUTF8, which the server does not offer" if wants_utf8 else "is not a valid SMTP address"
         raise aiosmtplib.SMTPSenderRefused(553, f"the sender {sender!r} {reason}", sender)
@@ -75,7 +76,7 @@ async def send_message(
         raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
     refused: dict[str, SMTPResponse] = {}
     for recipient in recipients:
-        path = _path(recipient, utf8)
+        path = smtp_path(recipient, utf8)
         if path is None:
             refused[recipient] = SMTPResponse(553, "not a valid SMTP address, or needs SMTPUTF8")
             continue

@@ -9,16 +9,9 @@ import click
 
 from continuity.cli.context import EXIT_FAILED, EXIT_USAGE, CliContext, fail, pass_context
 from continuity.errors import ConfigError, ContinuityError
+from continuity.event_loops import new_event_loop
 from continuity.logging_setup import configure_logging
 from continuity.services.app import serve
-
-
-def _new_event_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 @click.command("serve")
@@ -28,7 +21,7 @@ def serve_command(context: CliContext) -> None:
     settings = context.settings()
     configure_logging(settings.log_level)
     try:
-        with asyncio.Runner(loop_factory=_new_event_loop) as runner:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(serve(settings))
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Iterator
 
 from continuity.core.text_search import occurrences
+from continuity.filters.keywords import KeywordSet
 
 # IBAN length per country (ISO 13616 registry, the countries mail here is likely to name).
 IBAN_LENGTHS = {
@@ -36,7 +37,9 @@ _ACCOUNT_LABEL = re.compile(
     r"[^0-9\n]{0,20}([0-9][0-9 \-]{4,30}[0-9])"
 )
 
-_ACCOUNT_KEYWORDS = ("account", "acct", "konto", "compte", "conto", "cuenta", "口座", "routing", "sort code")
+_ACCOUNT_KEYWORDS = KeywordSet(
+    ("account", "acct", "konto", "compte", "conto", "cuenta", "口座", "routing", "sort code")
+)
 
 _CHANGE_WORDING = [
     # English
@@ -161,7 +164,7 @@ def find_account_numbers(text: str) -> list[str]:
     """Digits (6+) labelled as an account number, normalised to digits only."""
     found: list[str] = []
     lowered = text.lower()
-    if not any(keyword in lowered for keyword in _ACCOUNT_KEYWORDS):
+    if not _ACCOUNT_KEYWORDS.any_in(lowered):
         return found
     for match in _ACCOUNT_LABEL.finditer(_normalized(text)):
         digits = "".join(char for char in match.group(1) if char.isdigit())
@@ -177,6 +180,7 @@ _CHANGE_KEYWORDS = (
     "bank", "banque", "banca", "banco", "account", "remit", "payment", "wire", "records", "vendor", "iban",
     "konto", "rib", "coordonn", "compte", "conto", "coordinate", "cuenta", "口座", "振込",
 )  # fmt: skip
+_ANY_CHANGE_KEYWORD = KeywordSet(_CHANGE_KEYWORDS)
 # The most characters one change phrase can span once whitespace runs are single spaces
 # (the same test computes it from the expressions).
 LONGEST_CHANGE = 64
@@ -191,7 +195,7 @@ def change_wording(text: str) -> str | None:
     """
     normalized = _normalized(text)
     lowered_text = normalized.lower()
-    if not any(keyword in lowered_text for keyword in _CHANGE_KEYWORDS):
+    if not _ANY_CHANGE_KEYWORD.any_in(lowered_text):
         return None
     flat = " ".join(normalized.split())
     lowered = flat.lower()

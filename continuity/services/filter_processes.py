@@ -3,52 +3,102 @@
 Filtering is CPU work in Python (parsing, text scans), and the replay's own work
 (journal, SMTP or IMAP, the store) already keeps the main process busy; on one process
 the two halve each other's rate. ``ProcessPipeline`` has the pipeline's ``evaluate`` and
-runs it in ``[replay] filter_processes`` worker processes, each with the same
-pipeline built from the same settings and its own read connection to the store (the
-thread and account memory, the mailbox directory). Requests that arrive while the
-workers are busy go over together in one batch, so a worker evaluates them concurrently
-(as the in-process pipeline would) and the cost of the hand-over is shared.
+runs it in ``[replay] filter_processes`` worker processes (filter_worker.py), each with
+the same pipeline built from the same settings and its own read connection to the store
+(the thread and account memory, the mailbox directory).
+
+Each worker is joined to the main process by a socket pair, read and written by the
+event loops on both sides: requests stream to the worker with the least outstanding, and
+each verdict comes back as soon as it is reached. (A ``ProcessPoolExecutor`` answered
+only when a whole batch was judged, through two threads of the main process: the
+replay's connections spent two fifths of their time waiting for verdicts while the
+worker was idle a third of the time.) At most ``_OUTSTANDING`` requests are sent to one
+worker ahead of its answers; the rest wait in the main process.
 
 Workers never learn (the replay evaluates with ``learn=False``); what ingest learns
-meanwhile reaches them through the store within a flush interval, and they reload the
-mailbox directory every few seconds. The pool starts on first use and stops after a
-minute without work; a worker whose main process dies (even by SIGKILL) ends within a
-second. If a worker cannot start or dies, the message is evaluated in the main process
-instead (slower, same result) and the error is logged once.
+meanwhile reaches them through the store within a few seconds. The workers start on
+first use and stop after a minute without work; a worker whose main process dies (even
+by SIGKILL) ends within a second. If a worker cannot start or dies, its messages, and
+every message after them, are evaluated in the main process instead (slower, same
+result) and the error is logged once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import logging
 import multiprocessing
 import os
-import threading
-import time
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from functools import partial
+import socket
+from multiprocessing.process import BaseProcess
+from typing import cast
 
 from continuity.config.settings import Settings
-from continuity.core.message_view import parse_message
 from continuity.core.pipeline import Envelope
-from continuity.services.filter_setup import FilterService
+from continuity.services.filter_frames import FrameError, FrameReader, Outbox
+from continuity.services.filter_worker import run_worker
 from continuity.services.filtering import FilterPipeline, PipelineResult
-from continuity.store.sqlite import SqliteStore, open_sqlite_store
 
 log = logging.getLogger("continuity.filters")
 
-_BATCH = 32  # most messages handed to a worker at once
-_IDLE_SECONDS = 60.0  # the pool stops after this long without work
-_REFRESH_SECONDS = 5.0  # workers reload the mailbox directory and cached memory this often
-_PARENT_CHECK_SECONDS = 1.0  # a worker whose main process is gone ends within this
+# Requests one worker has at once: enough that it never waits for the next (it judges
+# _CONCURRENT of them at a time), few enough to keep the wait for an answer short.
+_OUTSTANDING = 32
+_IDLE_SECONDS = 60.0  # the workers stop after this long without work
+_JOIN_SECONDS = 5.0  # a stopping worker gets this long to exit before it is killed
 
 _Request = tuple[Envelope, bytes, "asyncio.Future[PipelineResult]"]
 
 
 class FilterWorkerError(Exception):
     """A worker could not evaluate a message (it is evaluated in the main process instead)."""
+
+
+class _Link(asyncio.Protocol):
+    """The main process's end of one worker's socket."""
+
+    def __init__(self, owner: ProcessPipeline, process: BaseProcess) -> None:
+        self._owner = owner
+        self.process = process
+        self._frames = FrameReader()
+        self.outstanding: dict[int, asyncio.Future[PipelineResult]] = {}
+        self.outbox: Outbox | None = None
+        self.transport: asyncio.Transport | None = None
+        self.closing = False  # closed by the main process (idle, close()), not lost
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.outbox = Outbox(self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            answers = self._frames.feed(data)
+        except FrameError as exc:
+            self._owner.lost(self, exc)
+            return
+        for answer in answers:
+            request_id, ok, payload = cast(tuple[int, bool, object], answer)
+            future = self.outstanding.pop(request_id, None)
+            if future is None or future.done():
+                continue
+            if ok:
+                future.set_result(cast(PipelineResult, payload))
+            else:
+                future.set_exception(FilterWorkerError(str(payload)))
+        self._owner.admit()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closing:
+            code = self.process.exitcode
+            reason = exc or (f"it ended with exit code {code}" if code is not None else "it closed its socket")
+            self._owner.lost(self, reason)
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
 
 
 class ProcessPipeline:
@@ -58,10 +108,12 @@ class ProcessPipeline:
         self._settings = settings
         self.local = local
         self._processes = max(1, processes)
-        self._pool: ProcessPoolExecutor | None = None
-        self._pending: list[_Request] = []
-        self._in_flight = 0
+        self._links: list[_Link] = []
+        self._starting: asyncio.Task[None] | None = None
+        self._waiting: collections.deque[_Request] = collections.deque()
+        self._ids = itertools.count()
         self._idle: asyncio.TimerHandle | None = None
+        self._reaping: set[asyncio.Future[None]] = set()
         self._broken = False
         self.in_workers = 0  # messages the workers judged
         self.in_main = 0  # messages judged in the main process because the workers could not
@@ -70,158 +122,126 @@ class ProcessPipeline:
         """Filter one message in a worker (in the main process when the workers cannot)."""
         if learn:
             raise ValueError("filter worker processes do not learn; use the in-process pipeline")
-        if self._broken:
-            return await self._locally(envelope, content)
-        future: asyncio.Future[PipelineResult] = asyncio.get_running_loop().create_future()
-        self._pending.append((envelope, content, future))
-        self._dispatch()
-        try:
-            result = await future
-        except FilterWorkerError:
-            return await self._locally(envelope, content)
-        self.in_workers += 1
-        return result
-
-    async def _locally(self, envelope: Envelope, content: bytes) -> PipelineResult:
+        if not self._broken:
+            future: asyncio.Future[PipelineResult] = asyncio.get_running_loop().create_future()
+            self._waiting.append((envelope, content, future))
+            self._busy()
+            try:
+                if not self._links:
+                    await self._start()
+                self.admit()
+                result = await future
+            except FilterWorkerError:
+                pass
+            else:
+                self.in_workers += 1
+                return result
         self.in_main += 1
         return await self.local.evaluate(envelope, content, learn=False)
 
-    def _dispatch(self) -> None:
+    def admit(self) -> None:
+        """Send waiting requests to the workers with room for them."""
+        while self._waiting and self._links:
+            link = min(self._links, key=lambda candidate: len(candidate.outstanding))
+            if len(link.outstanding) >= _OUTSTANDING:
+                break
+            envelope, content, future = self._waiting.popleft()
+            if future.done():
+                continue
+            assert link.outbox is not None
+            request_id = next(self._ids)
+            link.outstanding[request_id] = future
+            link.outbox.send((request_id, envelope, content))
+        if not self._waiting and not any(link.outstanding for link in self._links):
+            self._busy()
+            self._idle = asyncio.get_running_loop().call_later(_IDLE_SECONDS, self._stop_workers)
+
+    def _busy(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
-        if self._broken:
-            pending, self._pending = self._pending, []
-            self._fail(pending, FilterWorkerError("the worker processes failed earlier"))
-            return
-        loop = asyncio.get_running_loop()
-        while self._pending and self._in_flight < 4 * self._processes:  # queued behind the one being judged
-            batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
-            work = [(envelope, content) for envelope, content, _ in batch]
-            try:
-                submitted = self._start_pool().submit(_evaluate_batch, work)
-            except (BrokenProcessPool, RuntimeError) as exc:
-                self._fail(batch, exc)
-                continue
-            self._in_flight += 1
-            submitted.add_done_callback(partial(self._finished_threadsafe, loop, batch))
-        if not self._pending and self._in_flight == 0 and self._pool is not None:
-            self._idle = loop.call_later(_IDLE_SECONDS, self._stop_pool)
 
-    def _start_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            log.info("filter pipeline: starting %d worker process(es) for the replay", self._processes)
-            self._pool = ProcessPoolExecutor(
-                self._processes,
-                mp_context=multiprocessing.get_context("spawn"),  # never fork a process that runs threads
-                initializer=_start_worker,
-                initargs=(self._settings, os.getpid()),
-            )
-        return self._pool
-
-    def _finished_threadsafe(
-        self, loop: asyncio.AbstractEventLoop, batch: list[_Request], done: Future[list[PipelineResult | str]]
-    ) -> None:
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(self._finished, batch, done)
-
-    def _finished(self, batch: list[_Request], done: Future[list[PipelineResult | str]]) -> None:
-        self._in_flight -= 1
+    async def _start(self) -> None:
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._spawn())
         try:
-            results = done.result()
-        except BaseException as exc:  # a worker died or could not start: its batch goes to the main process
-            self._fail(batch, exc)
-        else:
-            for (_, _, future), result in zip(batch, results, strict=True):
-                if future.done():
-                    continue
-                if isinstance(result, PipelineResult):
-                    future.set_result(result)
-                else:
-                    future.set_exception(FilterWorkerError(result))
-        self._dispatch()
+            await asyncio.shield(self._starting)
+        finally:
+            if self._starting is not None and self._starting.done():
+                self._starting = None
 
-    def _fail(self, batch: list[_Request], exc: BaseException) -> None:
+    async def _spawn(self) -> None:
+        log.info("filter pipeline: starting %d worker process(es) for the replay", self._processes)
+        loop = asyncio.get_running_loop()
+        context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+        links = []
+        try:
+            for number in range(self._processes):
+                ours, theirs = socket.socketpair()
+                process = context.Process(
+                    target=run_worker,
+                    args=(self._settings, theirs, os.getpid()),
+                    name=f"continuity-filter-{number}",
+                    daemon=True,
+                )
+                try:
+                    process.start()
+                finally:
+                    theirs.close()  # only the worker holds its end: it sees the main process's end close
+                _, link = await loop.create_connection(lambda: _Link(self, process), sock=ours)  # noqa: B023
+                links.append(link)
+        except OSError as exc:
+            for link in links:
+                link.close()
+            self._give_up(FilterWorkerError(f"cannot start a worker: {exc}"))
+            return
+        self._links = links
+
+    def lost(self, link: _Link, reason: object) -> None:
+        """A worker ended or broke its socket: from now on the main process judges."""
+        self._give_up(FilterWorkerError(f"worker {link.process.name} failed: {reason}"))
+
+    def _give_up(self, error: FilterWorkerError) -> None:
         if not self._broken:
-            log.error("filter worker processes failed (%s); the replay filters in the main process from now on", exc)
+            log.error("filter worker processes failed (%s); the replay filters in the main process from now on", error)
         self._broken = True
-        self._stop_pool()
-        for _, _, future in batch:
+        self._stop_workers()
+        waiting, self._waiting = self._waiting, collections.deque()
+        for _, _, future in waiting:
             if not future.done():
-                future.set_exception(FilterWorkerError(str(exc)))
+                future.set_exception(error)
 
-    def _stop_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+    def _stop_workers(self) -> None:
+        processes = self._detach("the worker was stopped")
+        if processes:
+            reaping = asyncio.ensure_future(asyncio.to_thread(_reap, processes))
+            self._reaping.add(reaping)
+            reaping.add_done_callback(self._reaping.discard)
+
+    def _detach(self, why: str) -> list[BaseProcess]:
+        """Close every worker's socket (so it exits); what it still owed is judged in the main process."""
+        self._busy()
+        links, self._links = self._links, []
+        for link in links:
+            link.close()
+            for future in link.outstanding.values():
+                if not future.done():
+                    future.set_exception(FilterWorkerError(why))
+            link.outstanding.clear()
+        return [link.process for link in links]
 
     async def close(self) -> None:
-        """Stop the workers (waits for the ones still evaluating)."""
-        if self._idle is not None:
-            self._idle.cancel()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.to_thread(partial(pool.shutdown, wait=True, cancel_futures=True))
+        """Stop the workers and wait for them to exit."""
+        processes = self._detach("the filter workers were closed")
+        await asyncio.to_thread(_reap, processes)
+        await asyncio.gather(*self._reaping)
 
 
-# -- in the worker process -------------------------------------------------------------------
-
-
-@dataclass
-class _Worker:
-    loop: asyncio.AbstractEventLoop
-    store: SqliteStore
-    filters: FilterService
-    refreshed: float
-
-    async def evaluate(self, work: list[tuple[Envelope, bytes]]) -> list[PipelineResult | str]:
-        if time.monotonic() - self.refreshed > _REFRESH_SECONDS:
-            self.refreshed = time.monotonic()
-            await self.filters.identities.refresh()
-            self.filters.memory.forget_cached()
-        outcomes = await asyncio.gather(
-            *(self._judge(envelope, content) for envelope, content in work), return_exceptions=True
-        )
-        return [outcome if isinstance(outcome, PipelineResult) else repr(outcome) for outcome in outcomes]
-
-    async def _judge(self, envelope: Envelope, content: bytes) -> PipelineResult:
-        # Parsed here, not in a thread as the main process does: a worker's loop has nothing
-        # else to keep responsive, and the hand-over to a thread and back costs a quarter
-        # of the evaluation.
-        started = time.perf_counter()
-        message = parse_message(content)
-        return await self.filters.pipeline.evaluate_parsed(envelope, message, learn=False, started=started)
-
-
-_WORKER: _Worker | None = None
-
-
-def _start_worker(settings: Settings, parent: int) -> None:
-    """Process initializer: the pipeline, built as the main process builds it, on a store connection of its own."""
-    global _WORKER
-    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
-    logging.basicConfig(level=logging.WARNING, format="filter worker: %(levelname)s %(name)s: %(message)s")
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    store = loop.run_until_complete(open_sqlite_store(settings.database_path, settings.blob_path))
-    filters = FilterService(settings, store.filter_memory, store.mailboxes)
-    loop.run_until_complete(filters.start(background=False))
-    _WORKER = _Worker(loop, store, filters, time.monotonic())
-
-
-def _exit_with(parent: int) -> None:
-    """End this worker when the main process is gone.
-
-    A pool's workers hold both ends of their task pipe, so they never see it close: a main
-    process killed with SIGKILL (or crashing) would leave them running for ever.
-    """
-    while os.getppid() == parent:
-        time.sleep(_PARENT_CHECK_SECONDS)
-    os._exit(0)
-
-
-def _evaluate_batch(work: list[tuple[Envelope, bytes]]) -> list[PipelineResult | str]:
-    """Run in a worker: evaluate a batch concurrently; a failure comes back as its text."""
-    if _WORKER is None:
-        raise FilterWorkerError("the worker did not start")
-    return _WORKER.loop.run_until_complete(_WORKER.evaluate(work))
+def _reap(processes: list[BaseProcess]) -> None:
+    """Wait for stopping workers to exit (they end when their socket closes); kill the ones that do not."""
+    for process in processes:
+        process.join(_JOIN_SECONDS)
+        if process.exitcode is None:
+            log.warning("filter worker %s did not exit in %.0f s; killing it", process.name, _JOIN_SECONDS)
+            process.kill()
+            process.join()

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from continuity.adapters.imap_append import ImapSessionError, ImapTarget, MailboxSession
-from continuity.adapters.smtp_client import SmtpSession
+from continuity.adapters.smtp_kept_session import SmtpSession
 from continuity.core.replay_flow import FlowControl
 from continuity.core.replay_journal import Attempt, OutcomeKind, RetryPolicy, classify_smtp, resolve
 from continuity.core.replay_plan import Candidate, FolderMap, join_path, marker_value, plan_item

@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 
 from continuity.adapters.imap_append import MailboxSession
-from continuity.adapters.smtp_client import SmtpDelivery, SmtpSession
+from continuity.adapters.smtp_client import SmtpDelivery
+from continuity.adapters.smtp_kept_session import SmtpSession
 from continuity.config.settings import Settings
 from continuity.core.replay_plan import Channel
 from continuity.core.replay_records import JournalItem, ReplayRun

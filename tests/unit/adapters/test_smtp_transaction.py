@@ -6,7 +6,7 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from continuity.adapters.smtp_transaction import _path, data_bytes
+from continuity.adapters.smtp_transaction import data_bytes, smtp_path
 
 _PIECES = st.sampled_from([b"\r\n", b"\n", b"\r", b".", b"..", b"\r\n.\r\n", b"a", b"From: x\r\n", b"\x00", b"\xff"])
 
@@ -25,8 +25,8 @@ def test_a_leading_dot_and_dots_after_line_breaks_are_doubled() -> None:
 
 
 def test_addresses_that_could_inject_commands_are_refused() -> None:
-    assert _path("user@example.com", utf8=False) == b"<user@example.com>"
-    assert _path("user@example.com>\r\nRCPT TO:<x@y", utf8=False) is None
-    assert _path("us er@example.com", utf8=False) is None
-    assert _path("jörg@example.com", utf8=False) is None
-    assert _path("jörg@example.com", utf8=True) == "<jörg@example.com>".encode()
+    assert smtp_path("user@example.com", utf8=False) == b"<user@example.com>"
+    assert smtp_path("user@example.com>\r\nRCPT TO:<x@y", utf8=False) is None
+    assert smtp_path("us er@example.com", utf8=False) is None
+    assert smtp_path("jörg@example.com", utf8=False) is None
+    assert smtp_path("jörg@example.com", utf8=True) == "<jörg@example.com>".encode()

@@ -1,0 +1,147 @@
+"""A filter worker process: judges the messages the replay sends it and streams back each verdict.
+
+Started by ``ProcessPipeline`` (filter_processes.py) with one end of a socket pair. The
+worker builds the filter pipeline from the same settings as the main process, on a
+store connection of its own, then reads requests ``(id, envelope, content)`` and answers
+``(id, True, PipelineResult)`` or ``(id, False, error text)`` as soon as each message is
+judged, at most ``_CONCURRENT`` at a time in the order they came, so the first
+requests are answered first. It ends when the socket closes (the main process closed it
+or died) and, should it be stuck in a long evaluation then, within a second of its
+parent's death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from typing import cast
+
+from continuity.config.settings import Settings
+from continuity.core.message_view import parse_message
+from continuity.core.pipeline import Envelope
+from continuity.event_loops import new_event_loop
+from continuity.services.filter_frames import FrameError, FrameReader, Outbox
+from continuity.services.filter_setup import FilterService
+from continuity.services.filtering import PipelineResult
+from continuity.store.sqlite import open_sqlite_store
+
+log = logging.getLogger("continuity.filters")
+
+# Messages judged at once: enough to overlap the stages that wait (clamd, rspamd, DNS),
+# few enough that each is answered soon after it arrives.
+_CONCURRENT = 8
+_REFRESH_SECONDS = 5.0  # the mailbox directory and cached memory are reloaded this often
+_PARENT_CHECK_SECONDS = 1.0
+
+
+class _Judge(asyncio.Protocol):
+    """The worker's end of the socket: requests in, verdicts out."""
+
+    def __init__(self, filters: FilterService) -> None:
+        self._filters = filters
+        self._frames = FrameReader()
+        self._slots = asyncio.Semaphore(_CONCURRENT)
+        self._refreshed = time.monotonic()
+        self._refreshing: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox: Outbox | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._outbox = Outbox(cast(asyncio.Transport, transport))  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            requests = self._frames.feed(data)
+        except FrameError as exc:
+            log.error("filter worker: %s; ending", exc)
+            self._finish()
+            return
+        for request in requests:
+            request_id, envelope, content = cast(tuple[int, Envelope, bytes], request)
+            task = asyncio.ensure_future(self._answer(request_id, envelope, content))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    async def _answer(self, request_id: int, envelope: Envelope, content: bytes) -> None:
+        assert self._outbox is not None
+        async with self._slots:
+            try:
+                await self._refresh()
+                result = await self._judge(envelope, content)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the main process judges this one itself
+                self._outbox.send((request_id, False, repr(exc)))
+                return
+        self._outbox.send((request_id, True, result))
+
+    async def _judge(self, envelope: Envelope, content: bytes) -> PipelineResult:
+        # Parsed here, not in a thread as the main process does: this loop has nothing else
+        # to keep responsive, and a hand-over to a thread and back costs a quarter of the
+        # evaluation.
+        started = time.perf_counter()
+        message = parse_message(content)
+        return await self._filters.pipeline.evaluate_parsed(envelope, message, learn=False, started=started)
+
+    async def _refresh(self) -> None:
+        """What ingest learned and the directory's changes reach the worker within _REFRESH_SECONDS."""
+        if self._refreshing is None and time.monotonic() - self._refreshed > _REFRESH_SECONDS:
+            self._refreshing = asyncio.ensure_future(self._reload())
+        if self._refreshing is not None:
+            await asyncio.shield(self._refreshing)
+
+    async def _reload(self) -> None:
+        try:
+            await self._filters.identities.refresh()
+            self._filters.memory.forget_cached()
+        finally:
+            self._refreshed = time.monotonic()
+            self._refreshing = None
+
+
+def run_worker(settings: Settings, connection: socket.socket, parent: int) -> None:
+    """The worker process's main function (the target of its multiprocessing.Process)."""
+    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
+    logging.basicConfig(level=logging.WARNING, format="filter worker: %(levelname)s %(name)s: %(message)s")
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_serve(settings, connection))
+    finally:
+        loop.close()
+
+
+async def _serve(settings: Settings, connection: socket.socket) -> None:
+    store = await open_sqlite_store(settings.database_path, settings.blob_path)
+    try:
+        filters = FilterService(settings, store.filter_memory, store.mailboxes)
+        await filters.start(background=False)
+        try:
+            loop = asyncio.get_running_loop()
+            _, judge = await loop.create_connection(lambda: _Judge(filters), sock=connection)
+            await judge.closed
+        finally:
+            await filters.stop()
+    finally:
+        await store.close()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker when the main process is gone, even in the middle of an evaluation."""
+    while os.getppid() == parent:
+        time.sleep(_PARENT_CHECK_SECONDS)
+    os._exit(0)
