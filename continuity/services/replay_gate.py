@@ -152,7 +152,10 @@ class ReplayGate:
         """The decision for item's message (computed once per pass, shared by every copy)."""
         if self.pipeline is None or item.released:
             return GateDecision(GateAction.DELIVER, "filters disabled" if self.pipeline is None else "released")
-        return await asyncio.shield(self._decision(item))
+        task = self._decision(item)
+        if task.done():  # judged ahead (the usual case): no shield to set up
+            return task.result()
+        return await asyncio.shield(task)
 
     def look_ahead(self, items: Sequence[JournalItem]) -> None:
         """Start judging the messages delivered next, so their decisions are ready when their turn comes.
