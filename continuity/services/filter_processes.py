@@ -40,6 +40,7 @@ from continuity.core.pipeline import Envelope
 from continuity.services.filter_frames import FrameError, FrameReader, Outbox
 from continuity.services.filter_worker import run_worker
 from continuity.services.filtering import FilterPipeline, PipelineResult
+from continuity.services.verdict_wire import PackedResult, unpack_result
 
 log = logging.getLogger("continuity.filters")
 
@@ -63,7 +64,7 @@ class _Link(asyncio.Protocol):
         self._owner = owner
         self.process = process
         self._frames = FrameReader()
-        self.outstanding: dict[int, asyncio.Future[PipelineResult]] = {}
+        self.outstanding: dict[int, tuple[asyncio.Future[PipelineResult], Envelope]] = {}
         self.outbox: Outbox | None = None
         self.transport: asyncio.Transport | None = None
         self.closing = False  # closed by the main process (idle, close()), not lost
@@ -80,11 +81,12 @@ class _Link(asyncio.Protocol):
             return
         for answer in answers:
             request_id, ok, payload = cast(tuple[int, bool, object], answer)
-            future = self.outstanding.pop(request_id, None)
-            if future is None or future.done():
+            waiting = self.outstanding.pop(request_id, None)
+            if waiting is None or waiting[0].done():
                 continue
+            future, envelope = waiting
             if ok:
-                future.set_result(cast(PipelineResult, payload))
+                future.set_result(unpack_result(cast(PackedResult, payload), envelope))
             else:
                 future.set_exception(FilterWorkerError(str(payload)))
         self._owner.admit()
@@ -150,7 +152,7 @@ class ProcessPipeline:
                 continue
             assert link.outbox is not None
             request_id = next(self._ids)
-            link.outstanding[request_id] = future
+            link.outstanding[request_id] = (future, envelope)
             link.outbox.send((request_id, envelope, content))
         if not self._waiting and not any(link.outstanding for link in self._links):
             self._busy()
@@ -224,7 +226,7 @@ class ProcessPipeline:
         links, self._links = self._links, []
         for link in links:
             link.close()
-            for future in link.outstanding.values():
+            for future, _ in link.outstanding.values():
                 if not future.done():
                     future.set_exception(FilterWorkerError(why))
             link.outstanding.clear()

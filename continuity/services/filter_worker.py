@@ -3,11 +3,11 @@
 Started by ``ProcessPipeline`` (filter_processes.py) with one end of a socket pair. The
 worker builds the filter pipeline from the same settings as the main process, on a
 store connection of its own, then reads requests ``(id, envelope, content)`` and answers
-``(id, True, PipelineResult)`` or ``(id, False, error text)`` as soon as each message is
-judged, at most ``_CONCURRENT`` at a time in the order they came, so the first
-requests are answered first. It ends when the socket closes (the main process closed it
-or died) and, should it be stuck in a long evaluation then, within a second of its
-parent's death.
+``(id, True, verdict)`` (the PipelineResult as tuples, verdict_wire.py) or
+``(id, False, error text)`` as soon as each message is judged, at most ``_CONCURRENT``
+at a time in the order they came, so the first requests are answered first. It ends
+when the socket closes (the main process closed it or died) and, should it be stuck in
+a long evaluation then, within a second of its parent's death.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from continuity.event_loops import new_event_loop
 from continuity.services.filter_frames import FrameError, FrameReader, Outbox
 from continuity.services.filter_setup import FilterService
 from continuity.services.filtering import PipelineResult
+from continuity.services.verdict_wire import pack_result
 from continuity.store.sqlite import open_sqlite_store
 
 log = logging.getLogger("continuity.filters")
@@ -87,7 +88,7 @@ class _Judge(asyncio.Protocol):
             except Exception as exc:  # the main process judges this one itself
                 self._outbox.send((request_id, False, repr(exc)))
                 return
-        self._outbox.send((request_id, True, result))
+        self._outbox.send((request_id, True, pack_result(result)))
 
     async def _judge(self, envelope: Envelope, content: bytes) -> PipelineResult:
         # Parsed here, not in a thread as the main process does: this loop has nothing else
