@@ -2,7 +2,8 @@
 
 Started by ``ProcessPipeline`` (filter_processes.py) with one end of a socket pair. The
 worker builds the filter pipeline from the same settings as the main process, on a
-store connection of its own, then reads requests ``(id, envelope, content)`` and answers
+store connection of its own, then reads requests ``(id, envelope, body)`` (the body's
+bytes, or its digest: the worker reads it from the store) and answers
 ``(id, True, verdict)`` (the PipelineResult as tuples, verdict_wire.py) or
 ``(id, False, error text)`` as soon as each message is judged, at most ``_CONCURRENT``
 at a time in the order they came, so the first requests are answered first. It ends
@@ -28,6 +29,7 @@ from continuity.services.filter_frames import FrameError, FrameReader, Outbox
 from continuity.services.filter_setup import FilterService
 from continuity.services.filtering import PipelineResult
 from continuity.services.verdict_wire import pack_result
+from continuity.store.blobs import BlobStore
 from continuity.store.sqlite import open_sqlite_store
 
 log = logging.getLogger("continuity.filters")
@@ -42,8 +44,9 @@ _PARENT_CHECK_SECONDS = 1.0
 class _Judge(asyncio.Protocol):
     """The worker's end of the socket: requests in, verdicts out."""
 
-    def __init__(self, filters: FilterService) -> None:
+    def __init__(self, filters: FilterService, blobs: BlobStore) -> None:
         self._filters = filters
+        self._blobs = blobs
         self._frames = FrameReader()
         self._slots = asyncio.Semaphore(_CONCURRENT)
         self._refreshed = time.monotonic()
@@ -63,7 +66,7 @@ class _Judge(asyncio.Protocol):
             self._finish()
             return
         for request in requests:
-            request_id, envelope, content = cast(tuple[int, Envelope, bytes], request)
+            request_id, envelope, content = cast(tuple[int, Envelope, bytes | str], request)
             task = asyncio.ensure_future(self._answer(request_id, envelope, content))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -77,11 +80,14 @@ class _Judge(asyncio.Protocol):
         if not self.closed.done():
             self.closed.set_result(None)
 
-    async def _answer(self, request_id: int, envelope: Envelope, content: bytes) -> None:
+    async def _answer(self, request_id: int, envelope: Envelope, content: bytes | str) -> None:
         assert self._outbox is not None
         async with self._slots:
             try:
                 await self._refresh()
+                if isinstance(content, str):
+                    # Read here, on the loop: a thread hand-over costs more than this read from the page cache.
+                    content = self._blobs.read_sync(content)
                 result = await self._judge(envelope, content)
             except asyncio.CancelledError:
                 raise
@@ -133,7 +139,7 @@ async def _serve(settings: Settings, connection: socket.socket) -> None:
         await filters.start(background=False)
         try:
             loop = asyncio.get_running_loop()
-            _, judge = await loop.create_connection(lambda: _Judge(filters), sock=connection)
+            _, judge = await loop.create_connection(lambda: _Judge(filters, store.blob_store), sock=connection)
             await judge.closed
         finally:
             await filters.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import subprocess
 import sys
@@ -70,6 +71,31 @@ async def test_many_messages_at_once_are_judged_in_the_workers(tmp_path: Path) -
         local = [await service.pipeline.evaluate(ENVELOPE, message, learn=False) for message in messages]
         assert [result.decision for result in results] == [result.decision for result in local]
         assert (workers.in_workers, workers.in_main) == (100, 0)
+    finally:
+        await workers.close()
+        await service.stop()
+        await store.close()
+
+
+async def test_a_stored_message_is_read_by_the_worker_and_a_missing_one_judged_here(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "data")
+    store = await open_sqlite_store(settings.database_path, settings.blob_path)
+    service = FilterService(settings, store.filter_memory, store.mailboxes)
+    await service.start(background=False)
+    workers = ProcessPipeline(settings, service.pipeline, 1)
+    try:
+        digest = hashlib.sha256(BEC).hexdigest()
+        await store.blobs.put(digest, BEC)
+        expected = await service.pipeline.evaluate(ENVELOPE, BEC, learn=False)
+        stored = await workers.evaluate_stored(ENVELOPE, digest, BEC)
+        assert stored.decision == expected.decision and stored.envelope == ENVELOPE
+        assert (workers.in_workers, workers.in_main) == (1, 0)
+        # The worker cannot read this one: the main process judges it from the bytes it has,
+        # and the workers go on judging the next.
+        missing = await workers.evaluate_stored(ENVELOPE, "0" * 64, BEC)
+        again = await workers.evaluate_stored(ENVELOPE, digest, BEC)
+        assert missing.decision == again.decision == expected.decision
+        assert (workers.in_workers, workers.in_main) == (2, 1)
     finally:
         await workers.close()
         await service.stop()
