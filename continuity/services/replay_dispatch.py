@@ -3,7 +3,8 @@
 A worker claims a batch (durably marked ``delivering``) of one mailbox, preferring the
 mailbox its IMAP session is already logged in to, and never more than
 ``connections_per_mailbox`` workers on one mailbox; SMTP batches may mix mailboxes. A
-worker ends when nothing is due.
+worker ends when nothing is due and the run's planning, which goes on beside the first deliveries, is
+done.
 
 Which mailboxes have IMAP items due is listed from the journal once and then kept: a
 mailbox leaves the list when a claim for it comes back short (nothing more is due there
@@ -56,6 +57,9 @@ class DueMailboxes:
             self._mailboxes.remove(mailbox)
 
 
+_PLANNING_POLL = 0.02  # seconds between claims while the run is still being planned
+
+
 class Dispatcher:
     """Runs the workers of one delivery pass."""
 
@@ -69,10 +73,18 @@ class Dispatcher:
         self._lock = asyncio.Lock()
         self._busy: dict[str, int] = {}
 
-    async def deliver(self, run: ReplayRun, context: DeliveryContext, channels: list[Channel]) -> int:
-        """Deliver every due item of run; returns how many were delivered."""
+    async def deliver(
+        self,
+        run: ReplayRun,
+        context: DeliveryContext,
+        channels: list[Channel],
+        planning: asyncio.Future[int] | None = None,
+    ) -> int:
+        """Deliver every due item of run, and those planning still adds; returns how many were delivered."""
         due = DueMailboxes(self._store, run.id, self._clock)
-        workers = [self._worker(context, run, channels, due) for _ in range(self._settings.replay.concurrency)]
+        workers = [
+            self._worker(context, run, channels, due, planning) for _ in range(self._settings.replay.concurrency)
+        ]
         await asyncio.gather(*workers)
         return context.delivered
 
@@ -105,7 +117,12 @@ class Dispatcher:
         return any(self._busy.values()) and bool(await due.current())
 
     async def _worker(
-        self, context: DeliveryContext, run: ReplayRun, channels: list[Channel], due: DueMailboxes
+        self,
+        context: DeliveryContext,
+        run: ReplayRun,
+        channels: list[Channel],
+        due: DueMailboxes,
+        planning: asyncio.Future[int] | None,
     ) -> None:
         imap_session: MailboxSession | None = None
         smtp_session: SmtpSession | None = None
@@ -114,6 +131,9 @@ class Dispatcher:
             while not context.stopping():
                 claimed = await self._claim(run, channels, due, imap_session.mailbox if imap_session else None)
                 if claimed is None:
+                    if planning is not None and not planning.done():
+                        await asyncio.sleep(_PLANNING_POLL)  # more items are on their way
+                        continue
                     if await self._more_for_busy_mailboxes(due):
                         await asyncio.sleep(0.05)
                         continue

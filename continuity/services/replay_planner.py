@@ -115,7 +115,7 @@ class ReplayPlanner:
                     held[candidate.queue_id] = candidate
                 else:
                     rows.append((self.plan(candidate), ItemState.PENDING, ""))
-            changed += await self._store.replay.add_items(run.id, rows, now)
+            changed += await self._store.replay.add_items(run.id, rows, self._clock())  # when each batch is planned
             for queue_id, candidate in held.items():
                 await hold_message(
                     self._store,

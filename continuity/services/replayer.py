@@ -259,12 +259,24 @@ class ReplayService:
             run = await self.runs.current(kind, record)
             if run is None or run.status is RunStatus.COMPLETED:
                 return False
-            await self.planner.pass_(run, resync=kind is RunKind.RESTORATION)
-            run = await self._store.replay.get_run(run.id) or run
-            if run.needs_confirmation:
-                self.detail = f"run {run.id} waits for an operator's confirmation ('continuity replay')"
-                return False
-            delivered = await self._deliver(run)
+            resync = kind is RunKind.RESTORATION
+            planning: asyncio.Future[int] | None = None
+            if run.compromise:
+                # The operator confirms what will be delivered: all of it is planned first.
+                await self.planner.pass_(run, resync=resync)
+            else:
+                # Delivery starts with the first planned items while the rest is planned (a
+                # large run takes seconds to plan: 20,000 items about one).
+                planning = asyncio.ensure_future(self.planner.pass_(run, resync=resync))
+            try:
+                run = await self._store.replay.get_run(run.id) or run
+                if run.needs_confirmation:
+                    self.detail = f"run {run.id} waits for an operator's confirmation ('continuity replay')"
+                    return False
+                delivered = await self._deliver(run, planning)
+            finally:
+                if planning is not None:
+                    await planning
             await self._upkeep.run(self._clock())  # what this pass deferred may be due for a warning
             if await self._store.replay.open_count(run.id) == 0 and not await self._store.replay.candidates(1):
                 try:
@@ -275,7 +287,7 @@ class ReplayService:
                     self.detail = f"verification waits for the primary: {exc.detail}"
             return delivered > 0
 
-    async def _deliver(self, run: ReplayRun) -> int:
+    async def _deliver(self, run: ReplayRun, planning: asyncio.Future[int] | None) -> int:
         channels = ([Channel.IMAP] if self.imap is not None else []) + ([Channel.SMTP] if self._smtp else [])
         if not channels:
             self.detail = "nothing can be delivered: set [replay] master_user and master_password"
@@ -292,6 +304,6 @@ class ReplayService:
             clock=self._clock,
             stopping=lambda: self._stopping or replay_mode(self.settings, self._state()) is not run.kind,
         )
-        delivered = await self._dispatcher.deliver(run, context, channels)
+        delivered = await self._dispatcher.deliver(run, context, channels, planning)
         self.delivered += delivered
         return delivered
