@@ -189,26 +189,28 @@ class ProcessPipeline:
         log.info("filter pipeline: starting %d worker process(es) for the replay", self._processes)
         loop = asyncio.get_running_loop()
         context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
-        links = []
+        links: list[_Link] = []
+        started: list[BaseProcess] = []
         try:
             for number in range(self._processes):
                 ours, theirs = socket.socketpair()
-                process = context.Process(
-                    target=run_worker,
-                    args=(self._settings, theirs, os.getpid()),
-                    name=f"continuity-filter-{number}",
-                    daemon=True,
-                )
-                try:
+                with ours, theirs:  # ours is duplicated into the transport; theirs only the worker keeps
+                    process = context.Process(
+                        target=run_worker,
+                        args=(self._settings, theirs, os.getpid()),
+                        name=f"continuity-filter-{number}",
+                        daemon=True,
+                    )
                     process.start()
-                finally:
-                    theirs.close()  # only the worker holds its end: it sees the main process's end close
-                _, link = await loop.create_connection(lambda: _Link(self, process), sock=ours)  # noqa: B023
+                    started.append(process)
+                    _, link = await loop.create_connection(lambda: _Link(self, process), sock=ours.dup())  # noqa: B023
                 links.append(link)
-        except OSError as exc:
+        except Exception as exc:  # OS limits, settings that cannot be pickled: the main process judges
             for link in links:
                 link.close()
-            self._give_up(FilterWorkerError(f"cannot start a worker: {exc}"))
+            if started:
+                await asyncio.to_thread(_reap, started)
+            self._give_up(FilterWorkerError(f"cannot start a worker: {exc!r}"))
             return
         self._links = links
 
