@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from continuity.core.mailbox_rows import build_mailbox
 from continuity.services.app import Running, start, stop
@@ -32,5 +33,21 @@ async def appliance(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIter
     await provision_standard_mailboxes(running)
     try:
         yield running
+    finally:
+        await stop(running, grace=5)
+
+
+@pytest.fixture
+async def tls_appliance(tmp_path: Path) -> AsyncIterator[tuple[Running, trustme.CA]]:
+    """A running appliance offering STARTTLS with a certificate for mx.example.com and 127.0.0.1, and its CA."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("mx.example.com", "127.0.0.1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(key_path))
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    running = await start(make_settings(tmp_path / "data", smtp={"tls_cert": str(cert_path), "tls_key": str(key_path)}))
+    await provision_standard_mailboxes(running)
+    try:
+        yield running, ca
     finally:
         await stop(running, grace=5)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,7 @@ import trustme
 from continuity.adapters.smtp_client import SmtpDelivery
 from continuity.config.outbound import OutboundSettings
 from continuity.core.delivery import DeliveryStatus
-from continuity.services.app import Running, start, stop
-from tests.conftest import provision_standard_mailboxes
-from tests.support.appliance import make_settings
+from continuity.services.app import Running
 from tests.support.bind import BindServer, zone_text
 from tests.support.messages import make_message
 from tests.support.ports import free_port
@@ -111,24 +109,6 @@ async def test_per_recipient_outcomes_against_the_appliance(appliance: Running) 
         "x@gmail.test": (DeliveryStatus.FAILED, 554),
     }
     assert await appliance.store.messages.count() == 1
-
-
-@pytest.fixture
-async def tls_appliance(tmp_path: Path) -> AsyncIterator[tuple[Running, trustme.CA]]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("mx.example.com", "127.0.0.1")
-    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
-    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
-    running = await start(
-        make_settings(
-            tmp_path / "data", smtp={"tls_cert": str(tmp_path / "cert.pem"), "tls_key": str(tmp_path / "key.pem")}
-        )
-    )
-    await provision_standard_mailboxes(running)
-    try:
-        yield running, ca
-    finally:
-        await stop(running, grace=5)
 
 
 async def test_tls_policies(tls_appliance: tuple[Running, trustme.CA], tmp_path: Path) -> None:

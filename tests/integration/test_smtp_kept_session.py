@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,7 @@ from continuity.adapters.smtp_client import SmtpDelivery
 from continuity.adapters.smtp_kept_session import SmtpSession
 from continuity.config.outbound import OutboundSettings
 from continuity.core.delivery import DeliveryStatus
-from continuity.services.app import Running, start, stop
-from tests.conftest import provision_standard_mailboxes
-from tests.support.appliance import make_settings
+from continuity.services.app import Running
 from tests.support.messages import make_message
 from tests.support.primary import PrimaryStandIn
 from tests.support.smtp_sink import SmtpSink
@@ -204,31 +202,16 @@ async def test_starttls_into_postfix(primary: PrimaryStandIn) -> None:
     assert [[(r.status, r.code) for r in results] for results in delivered] == [[(DeliveryStatus.DELIVERED, 250)]] * 3
 
 
-@pytest.fixture
-async def tls_appliance(tmp_path: Path) -> AsyncIterator[Running]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("mx.example.com", "127.0.0.1")
-    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
-    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
-    running = await start(
-        make_settings(
-            tmp_path / "data", smtp={"tls_cert": str(tmp_path / "cert.pem"), "tls_key": str(tmp_path / "key.pem")}
-        )
-    )
-    await provision_standard_mailboxes(running)
-    try:
-        yield running
-    finally:
-        await stop(running, grace=5)
-
-
-async def test_opportunistic_tls_encrypts_without_checking_the_certificate(tls_appliance: Running) -> None:
-    session = _session(tls_appliance.smtp_address.port)  # opportunistic is the default
+async def test_opportunistic_tls_encrypts_without_checking_the_certificate(
+    tls_appliance: tuple[Running, trustme.CA],
+) -> None:
+    running, _ = tls_appliance
+    session = _session(running.smtp_address.port)  # opportunistic is the default
     try:
         [result] = await session.send("s@outside.test", ["alice@example.com"], make_message())
     finally:
         await session.close()
     assert result.status is DeliveryStatus.DELIVERED
-    [entry] = await tls_appliance.store.messages.list()
-    trace = await tls_appliance.store.messages.trace_header(entry.queue_id)
+    [entry] = await running.store.messages.list()
+    trace = await running.store.messages.trace_header(entry.queue_id)
     assert trace is not None and b"with ESMTPS id" in trace

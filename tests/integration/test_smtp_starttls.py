@@ -5,31 +5,11 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import ssl
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 import trustme
 
-from continuity.services.app import Running, start, stop
-from tests.conftest import provision_standard_mailboxes
-from tests.support.appliance import make_settings
+from continuity.services.app import Running
 from tests.support.messages import make_message
-
-
-@pytest.fixture
-async def tls_appliance(tmp_path: Path) -> AsyncIterator[tuple[Running, trustme.CA]]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("mx.example.com", "127.0.0.1")
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.private_key_pem.write_to_path(str(key_path))
-    cert.cert_chain_pems[0].write_to_path(str(cert_path))
-    running = await start(make_settings(tmp_path / "data", smtp={"tls_cert": str(cert_path), "tls_key": str(key_path)}))
-    await provision_standard_mailboxes(running)
-    try:
-        yield running, ca
-    finally:
-        await stop(running, grace=5)
 
 
 def _send_over_tls(port: int, ca: trustme.CA, message: bytes) -> tuple[str, str]:

@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from continuity.config.settings import Settings
 from continuity.core.pipeline import Direction, Envelope, Verdict
 from continuity.services.filter_processes import ProcessPipeline
 from continuity.services.filter_setup import FilterService
-from continuity.store.sqlite import open_sqlite_store
+from continuity.store.sqlite import SqliteStore, open_sqlite_store
 
 BEC = (
     b"From: Supplier <billing@supplier.example>\r\nTo: alice@example.com\r\nSubject: new bank details\r\n\r\n"
@@ -31,13 +32,24 @@ def _settings(data_dir: Path) -> Settings:
     )
 
 
-async def test_a_worker_that_cannot_start_leaves_the_judging_to_the_main_process(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.fixture
+async def judge(tmp_path: Path) -> AsyncIterator[tuple[Settings, SqliteStore, FilterService]]:
+    """The settings, store and filter service the main process judges with."""
     settings = _settings(tmp_path / "data")
     store = await open_sqlite_store(settings.database_path, settings.blob_path)
     service = FilterService(settings, store.filter_memory, store.mailboxes)
     await service.start(background=False)
+    try:
+        yield settings, store, service
+    finally:
+        await service.stop()
+        await store.close()
+
+
+async def test_a_worker_that_cannot_start_leaves_the_judging_to_the_main_process(
+    judge: tuple[Settings, SqliteStore, FilterService], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, _, service = judge
     (tmp_path / "not-a-directory").write_text("")
     unusable = _settings(tmp_path / "not-a-directory" / "data")  # the workers cannot open a store there
     workers = ProcessPipeline(unusable, service.pipeline, 1)
@@ -55,15 +67,12 @@ async def test_a_worker_that_cannot_start_leaves_the_judging_to_the_main_process
             await workers.evaluate(ENVELOPE, BEC, learn=True)
     finally:
         await workers.close()
-        await service.stop()
-        await store.close()
 
 
-async def test_many_messages_at_once_are_judged_in_the_workers(tmp_path: Path) -> None:
-    settings = _settings(tmp_path / "data")
-    store = await open_sqlite_store(settings.database_path, settings.blob_path)
-    service = FilterService(settings, store.filter_memory, store.mailboxes)
-    await service.start(background=False)
+async def test_many_messages_at_once_are_judged_in_the_workers(
+    judge: tuple[Settings, SqliteStore, FilterService],
+) -> None:
+    settings, _, service = judge
     workers = ProcessPipeline(settings, service.pipeline, 2)
     try:
         messages = [BEC.replace(b"Pay today", b"Invoice %d" % number) for number in range(100)]
@@ -73,15 +82,12 @@ async def test_many_messages_at_once_are_judged_in_the_workers(tmp_path: Path) -
         assert (workers.in_workers, workers.in_main) == (100, 0)
     finally:
         await workers.close()
-        await service.stop()
-        await store.close()
 
 
-async def test_a_stored_message_is_read_by_the_worker_and_a_missing_one_judged_here(tmp_path: Path) -> None:
-    settings = _settings(tmp_path / "data")
-    store = await open_sqlite_store(settings.database_path, settings.blob_path)
-    service = FilterService(settings, store.filter_memory, store.mailboxes)
-    await service.start(background=False)
+async def test_a_stored_message_is_read_by_the_worker_and_a_missing_one_judged_here(
+    judge: tuple[Settings, SqliteStore, FilterService],
+) -> None:
+    settings, store, service = judge
     workers = ProcessPipeline(settings, service.pipeline, 1)
     try:
         digest = hashlib.sha256(BEC).hexdigest()
@@ -98,8 +104,6 @@ async def test_a_stored_message_is_read_by_the_worker_and_a_missing_one_judged_h
         assert (workers.in_workers, workers.in_main) == (2, 1)
     finally:
         await workers.close()
-        await service.stop()
-        await store.close()
 
 
 _HOLDS_A_POOL = """
