@@ -29,10 +29,9 @@ class KeywordSet:
     """A fixed set of words, compiled once, tested against many texts."""
 
     def __init__(self, words: Iterable[str]) -> None:
-        self.words = tuple(dict.fromkeys(words))
-        if not self.words or any(not word for word in self.words):
+        patterns = [word.encode("utf-8") for word in dict.fromkeys(words)]
+        if not patterns or not all(patterns):
             raise ValueError("a keyword set needs words, none of them empty")
-        patterns = [word.encode("utf-8") for word in self.words]
         self._database = hyperscan.Database()
         self._database.compile(
             expressions=patterns,

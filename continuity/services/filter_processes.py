@@ -106,7 +106,7 @@ class _Link(asyncio.Protocol):
 
 
 class ProcessPipeline:
-    """``evaluate`` of the filter pipeline, run in worker processes; see the module docstring."""
+    """The filter pipeline's ``evaluate`` and ``evaluate_stored``, run in worker processes (module docstring)."""
 
     def __init__(self, settings: Settings, local: FilterPipeline, processes: int) -> None:
         self._settings = settings

@@ -62,10 +62,10 @@ class Learner(Protocol):
 
 
 class Evaluator(Protocol):
-    """What judges a message: the pipeline itself, or the pipeline in worker processes (filter_processes)."""
+    """What judges a stored message at replay: the pipeline itself, or the pipeline in worker processes."""
 
-    async def evaluate(self, envelope: Envelope, content: bytes, *, learn: bool = ...) -> PipelineResult:
-        """Filter one message."""
+    async def evaluate_stored(self, envelope: Envelope, sha256: str, content: bytes) -> PipelineResult:
+        """Filter content, the body stored under sha256, without learning from it."""
         ...
 
 
@@ -208,6 +208,10 @@ class FilterPipeline:
         started = time.perf_counter()
         message = await self.parse(content)
         return await self.evaluate_parsed(envelope, message, learn=learn, started=started)
+
+    async def evaluate_stored(self, envelope: Envelope, sha256: str, content: bytes) -> PipelineResult:
+        """Filter a stored body without learning (the replay's judgement; worker processes read it by sha256)."""
+        return await self.evaluate(envelope, content, learn=False)
 
     async def evaluate_parsed(
         self, envelope: Envelope, message: MessageView, *, learn: bool = True, started: float | None = None

@@ -24,7 +24,6 @@ from continuity.core.pipeline import Direction, Envelope, Finding, Verdict
 from continuity.core.replay_plan import ItemKind, wire_message
 from continuity.core.replay_records import JournalItem
 from continuity.errors import ContinuityError
-from continuity.services.filter_processes import ProcessPipeline
 from continuity.services.filtering import Evaluator, PipelineResult
 from continuity.store.protocol import Store
 
@@ -214,10 +213,7 @@ class ReplayGate:
             client_helo=item.client_helo,
             authenticated_user=item.mailbox if local else "",
         )
-        if isinstance(self.pipeline, ProcessPipeline):  # the worker reads the body itself
-            result = await self.pipeline.evaluate_stored(envelope, item.sha256, body)
-        else:
-            result = await self.pipeline.evaluate(envelope, body, learn=False)
+        result = await self.pipeline.evaluate_stored(envelope, item.sha256, body)
         if result.verdict in (Verdict.QUARANTINE, Verdict.REJECT):
             reason = f"judged {result.verdict.value} by the filters at replay: {result.public_reason}"
             return GateDecision(GateAction.HOLD, reason), result
