@@ -7,6 +7,7 @@ a test compares the checked-in file with this output.
 from __future__ import annotations
 
 import json
+import re
 from enum import Enum
 from typing import Any
 
@@ -38,6 +39,13 @@ def _is_section(info: FieldInfo) -> bool:
 
 def _type_name(info: FieldInfo) -> str:
     annotation = info.annotation
+    arguments = getattr(annotation, "__args__", ())
+    if getattr(annotation, "__origin__", None) is dict and len(arguments) == 2:
+        key, value = arguments
+        keys = "name"
+        if isinstance(key, type) and issubclass(key, Enum):
+            keys = ", ".join(str(m.value) for m in key) if len(key) <= 6 else key.__name__
+        return f"table of {keys} = {getattr(value, '__name__', str(value))}"
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return "one of " + ", ".join(str(member.value) for member in annotation)
     if isinstance(annotation, type) and not hasattr(annotation, "__origin__"):
@@ -53,9 +61,27 @@ def _default_text(info: FieldInfo) -> str:
     value: Any = info.get_default(call_default_factory=True)
     if value is None:
         return "not set"
-    if hasattr(value, "value"):
+    return _toml(value)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml(value: Any) -> str:
+    """A default as a TOML value, so it can be copied into the configuration file."""
+    if isinstance(value, Enum):
         value = value.value
-    return json.dumps(value if isinstance(value, int | float | bool | list) else str(value))
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            name = str(key.value if isinstance(key, Enum) else key)
+            items.append(f"{name if _BARE_KEY.fullmatch(name) else json.dumps(name)} = {_toml(item)}")
+        return "{ " + ", ".join(items) + " }" if items else "{}"
+    return json.dumps(str(value))
 
 
 def _rows(model: type[BaseModel], prefix: tuple[str, ...]) -> list[str]:

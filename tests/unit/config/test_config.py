@@ -70,3 +70,20 @@ def test_show_redacts_secrets_and_omits_unset() -> None:
 def test_reference_document_is_current() -> None:
     checked_in = (ROOT / "docs" / "configuration.md").read_text()
     assert checked_in == render_reference(), "run: continuity config reference > docs/configuration.md"
+
+
+def test_reference_defaults_are_toml() -> None:
+    # A default in the reference can be copied into the configuration file as it is.
+    import tomllib
+
+    for line in render_reference().splitlines():
+        if not line.startswith("| `"):
+            continue
+        key, _type, default = (cell.strip() for cell in line.split("|")[1:4])
+        value = default.strip("`")
+        if value == "not set" or key in ("`smtp.hostname`", "`webmail.secret_key_file`", "`filters.policy.actions`"):
+            continue
+        assert "<" not in value, f"{key}: {value}"
+        tomllib.loads(f"x = {value}")
+    weights = next(line for line in render_reference().splitlines() if "`monitor.weights`" in line)
+    assert "`{ smtp = 1.0, imap = 0.5, https = 0.25, canary = 0.5 }`" in weights
