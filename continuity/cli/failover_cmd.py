@@ -22,7 +22,7 @@ from continuity.core.failover import FailoverEvent
 from continuity.core.failover_records import CommandStatus, OperatorCommand
 from continuity.services.dns_check import check_dns
 from continuity.services.failover_orders import carry_out
-from continuity.services.failover_status import StatusReport, collect_status, routing_sentence
+from continuity.services.failover_status import StatusReport, collect_status, routing_sentence, since_text
 from continuity.services.probe_runner import PrimaryProbes
 from continuity.store.protocol import Store
 
@@ -105,7 +105,7 @@ def status_command(context: CliContext, as_json: bool) -> None:
         click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
         return
     record = report.record
-    click.echo(f"State:        {record.state.value} since {_iso(record.since)}")
+    click.echo(f"State:        {record.state.value} since {since_text(record)}")
     click.echo(f"Why:          {record.reason} (by {record.actor})")
     click.echo(f"Mail goes to: {routing_sentence(record)}")
     if record.paused_from is not None:

@@ -23,6 +23,7 @@ from continuity.core.failover import FailoverState
 from continuity.core.models import IncomingMessage
 from continuity.services.data_dir_lock import DataDirLock
 from continuity.services.directory import DirectoryCache
+from continuity.services.failover_status import since_text
 from continuity.services.failover_wiring import FailoverServices, build_failover, start_tasks
 from continuity.services.feeds_wiring import FeedServices, build_signals, start_feeds
 from continuity.services.feeds_wiring import start_tasks as start_feed_tasks
@@ -142,7 +143,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     log.info(
         "failover: state %s since %s, mode %s, monitor %s",
         failover.controller.record.state.value,
-        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(failover.controller.record.since)),
+        since_text(failover.controller.record),
         settings.failover.mode.value,
         "probing " + settings.primary.host if failover.probes is not None else "not probing (no primary)",
     )

@@ -16,6 +16,13 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")
 
 
+def since_text(record: FailoverRecord) -> str:
+    """Since when the state holds: a time, or "install" before the first transition (the stored record has none)."""
+    if record.version == 0 or not record.since:
+        return "install (no transition yet)"
+    return _iso(record.since)
+
+
 def routing_sentence(record: FailoverRecord) -> str:
     """Where mail goes, in words that do not claim a switch still in progress (or partly done).
 

@@ -44,6 +44,8 @@ def test_orders_reach_the_running_server_and_the_state_survives_a_restart(tmp_pa
 
 def test_orders_without_a_server_are_carried_out_by_the_command(tmp_path: Path) -> None:
     server = ServeProcess(tmp_path)
+    fresh = server.cli("status").stdout
+    assert "State:        NORMAL since install (no transition yet)" in fresh and "1970" not in fresh
     done = server.cli("failover", "--reason", "compromise", "--note", "mail rule exfiltrating")
     assert done.stdout.startswith("Failover (compromise) carried out; the state is now COMPROMISED")
     missing = server.cli("failover", "--note", "x", check=False)
