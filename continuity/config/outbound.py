@@ -34,7 +34,10 @@ class OutboundSettings(BaseModel):
     ca_file: Path | None = Field(
         default=None, description="PEM bundle to verify servers with when tls = required (default: system CAs)."
     )
-    username: str = Field(default="", description="SMTP AUTH user for the smart host (empty: no AUTH).")
+    username: str = Field(
+        default="",
+        description='SMTP AUTH user for the smart host (empty: no AUTH); needs tls = "required".',
+    )
     password: SecretStr | None = Field(default=None, description="SMTP AUTH password for the smart host.")
     helo_name: str = Field(default="", description="Name sent in EHLO (default: smtp.hostname).")
     timeout: float = Field(default=60.0, gt=0, description="Seconds to wait for each SMTP step before deferring.")
@@ -62,6 +65,12 @@ class OutboundSettings(BaseModel):
             raise ValueError("username and password must be set together")
         if self.username and not self.smart_host:
             raise ValueError("username/password are for the smart host; set smart_host too")
+        if self.username and self.tls is not TlsPolicy.REQUIRED:
+            raise ValueError(
+                f'username/password need tls = "required" (STARTTLS with a verified certificate), not '
+                f'"{self.tls.value}": otherwise anyone between the appliance and the smart host, or who strips '
+                "STARTTLS, gets the password"
+            )
         return self
 
     @property

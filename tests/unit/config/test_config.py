@@ -87,3 +87,15 @@ def test_reference_defaults_are_toml() -> None:
         tomllib.loads(f"x = {value}")
     weights = next(line for line in render_reference().splitlines() if "`monitor.weights`" in line)
     assert "`{ smtp = 1.0, imap = 0.5, https = 0.25, canary = 0.5 }`" in weights
+
+
+@pytest.mark.parametrize("tls", ["opportunistic", "none"])
+def test_outbound_auth_needs_required_and_verified_tls(tmp_path: Path, tls: str) -> None:
+    config = tmp_path / "c.toml"
+    smart_host = '[outbound]\nsmart_host = "smtp.example.net:587"\nusername = "appliance"\npassword = "pw"\n'
+    config.write_text(smart_host + ("" if tls == "opportunistic" else f'tls = "{tls}"\n'))
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    assert 'username/password need tls = "required"' in str(error.value) and f'not "{tls}"' in str(error.value)
+    config.write_text(smart_host + 'tls = "required"\n')
+    assert load_settings(config).outbound.username == "appliance"
