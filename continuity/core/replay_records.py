@@ -45,6 +45,8 @@ class ReplayRun:
     manifest_path: str = ""
     manifest_sha256: str = ""
     detail: str = ""
+    # The last standby copy (mailbox_messages id) the planner has looked at.
+    planned_through: int = 0
 
     @property
     def needs_confirmation(self) -> bool:

@@ -5,22 +5,19 @@ that every delivered copy is there exactly once. A copy missing from its folder 
 for in the mailbox's other folders (a user may have filed it on the primary already);
 one found nowhere is reopened and delivered again. Duplicates are reported, never deleted.
 
-The manifest (per mailbox: counts by outcome, every message's ids and sha256) is written
-durably (temporary file, fsync, rename, directory fsync) under the data directory and
-linked from an audit entry with its sha256.
+The manifest (JSON Lines: every message's ids and sha256, counts by outcome per mailbox,
+the totals) is streamed from the journal to a file under the data directory, made durable
+(temporary file, fsync, rename, directory fsync) and linked from an audit entry with its
+sha256 (replay_manifest_file).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
-import time
 from collections import Counter, defaultdict
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from pathlib import Path
 
 from continuity.adapters.imap_append import ImapTarget, MailboxSession
 from continuity.adapters.smtp_client import SmtpDelivery
@@ -30,9 +27,11 @@ from continuity.config.settings import Settings
 from continuity.core.audit import AuditRecord
 from continuity.core.delivery import DeliveryStatus
 from continuity.core.replay_journal import ItemState
-from continuity.core.replay_manifest import Verification, build_manifest, manifest_bytes
+from continuity.core.replay_manifest import Verification
 from continuity.core.replay_records import JournalItem, Placement, ReplayRun
-from continuity.errors import ContinuityError, StorageError
+from continuity.core.replay_settlement import Reconciliation
+from continuity.errors import ContinuityError
+from continuity.services.replay_manifest_file import write_manifest
 from continuity.store.protocol import Store
 
 log = logging.getLogger("continuity.replay")
@@ -44,21 +43,23 @@ _PRUNE_EVERY = 3600.0
 async def verify_run(store: Store, run: ReplayRun, imap: ImapTarget | None) -> tuple[Verification, list[int]]:
     """Check the primary for every delivered IMAP copy of run; returns the findings and the ids to redo.
 
-    Raises ImapSessionError when the primary cannot be reached (verify again later).
+    One mailbox at a time, so memory follows the largest mailbox, not the run. Raises
+    ImapSessionError when the primary cannot be reached (verify again later).
     """
-    placements = await store.replay.placements(run.id)
-    if not placements:
+    mailboxes = await store.replay.placement_mailboxes(run.id)
+    if not mailboxes:
         return Verification(), []
     if imap is None:
         return Verification(skipped="no IMAP master user is configured"), []
-    by_mailbox: dict[str, dict[str, list[Placement]]] = defaultdict(lambda: defaultdict(list))
-    for placement in placements:
-        by_mailbox[placement.mailbox][placement.folder].append(placement)
     duplicates: list[str] = []
     moved: list[str] = []
     missing_ids: list[int] = []
-    folders = 0
-    for mailbox, by_folder in by_mailbox.items():
+    folders = checked = 0
+    for mailbox in mailboxes:
+        by_folder: dict[str, list[Placement]] = defaultdict(list)
+        for placement in await store.replay.placements(run.id, mailbox):
+            by_folder[placement.folder].append(placement)
+            checked += 1
         session = await MailboxSession.open(imap, mailbox)
         try:
             missing: list[Placement] = []
@@ -83,39 +84,22 @@ async def verify_run(store: Store, run: ReplayRun, imap: ImapTarget | None) -> t
                         missing_ids.append(placement.item_id)
         finally:
             await session.close()
-    return Verification(len(placements), folders, tuple(duplicates), tuple(moved)), missing_ids
+    return Verification(checked, folders, tuple(duplicates), tuple(moved)), missing_ids
 
 
-def _write_sync(directory: Path, name: str, data: bytes) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / name
-    temporary = directory / f".{name}.tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(descriptor, view) :]
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    temporary.rename(final)
-    directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)
-    return final
-
-
-async def write_manifest(directory: Path, run: ReplayRun, data: bytes, at: float) -> tuple[Path, str]:
-    """Write the manifest durably; returns its path and sha256."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(at))
-    name = f"replay-{run.id:05d}-{run.kind.value}-{stamp}.json"
-    try:
-        path = await asyncio.to_thread(_write_sync, directory, name, data)
-    except OSError as exc:
-        raise StorageError(f"cannot write the replay manifest in {directory}: {exc}") from exc
-    return path, hashlib.sha256(data).hexdigest()
+async def _not_reconciled(store: Store, run: ReplayRun, reconciled: Reconciliation) -> str:
+    """The run cannot be complete: copies without a final outcome are planned (again) and delivered."""
+    requeued = await store.replay.requeue_unsettled() if reconciled.replayed_without_copy else 0
+    if reconciled.unplanned or requeued:
+        await store.replay.restart_planning(run.id)
+    sentence = (
+        f"run {run.id} is not complete: {reconciled.unaccounted} of {reconciled.copies} standby copies have no "
+        f"final outcome ({reconciled.unplanned} not planned, {reconciled.open} still open"
+        + (f", {requeued} message(s) marked replayed too early are queued again" if requeued else "")
+        + ")"
+    )
+    log.warning("replay: %s; planning again from the first copy", sentence)
+    return sentence
 
 
 class ReplayAlerts:
@@ -159,19 +143,22 @@ class ReplayAlerts:
 async def complete_run(
     store: Store, run: ReplayRun, imap: ImapTarget | None, settings: Settings, alerts: ReplayAlerts, now: float
 ) -> str:
-    """Verify, write the manifest, complete run; returns what happened (or why it is not complete yet).
+    """Reconcile, verify, write the manifest, complete run; returns what happened (or why it is not complete yet).
 
     Raises ImapSessionError when the primary cannot be reached for the verification.
     """
+    reconciled = await store.replay.reconciliation()
+    if not reconciled.complete:
+        return await _not_reconciled(store, run, reconciled)
     verification, missing = await verify_run(store, run, imap)
     if missing:
         await store.replay.reopen(missing, run.id, "not found on the primary at verification", now)
         log.warning("replay: %d delivered copy(ies) not found on the primary; delivering again", len(missing))
         return f"{len(missing)} copy(ies) missing on the primary at verification are delivered again"
-    rows = await store.replay.manifest_rows(run.id)
-    document, summary = build_manifest(run, rows, verification, method=settings.replay.method.value, finished_at=now)
     directory = settings.replay.manifest_dir or settings.data_dir / "replay"
-    path, digest = await write_manifest(directory, run, manifest_bytes(document), now)
+    path, digest, summary = await write_manifest(
+        store, directory, run, verification, method=settings.replay.method.value, at=now
+    )
     await store.replay.finish_run(run.id, now, str(path), digest)
     totals = summary.totals
     sentence = (
@@ -185,11 +172,12 @@ async def complete_run(
         "totals": totals,
         "duplicates": len(verification.duplicates),
         "verified_copies": verification.checked,
+        "reconciled_copies": reconciled.copies,
     }
     await store.audit.append(AuditRecord.of("replayer", "replay.complete", sentence, details))
     log.warning("replay: %s; manifest %s", sentence, path)
     if totals["failed"] or verification.duplicates:
-        failed = [row for row in rows if row.state is ItemState.FAILED]
+        failed = await store.replay.items(run.id, states=(ItemState.FAILED,), limit=100)
         lines = [f"  {r.mailbox}: {r.subject[:80]!r} ({r.queue_id}): {r.detail}" for r in failed[:100]]
         await alerts.send(
             "replay.failures",

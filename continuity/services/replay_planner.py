@@ -1,6 +1,8 @@
 """Planning a replay run: journal items for the standby's queued mail, holds after a compromise, resyncs.
 
-A planning pass (cheap; every few seconds while a run is open):
+A planning pass (every few seconds while a run is open; each pass looks only at the standby
+rows added since the last, from a cursor kept with the run, so a run of N rows is planned in
+O(N) however many passes it takes):
 
 * every standby row of a ``queued`` message that has no journal item gets one (only
   ``queued`` messages are replayed: relayed, mirrored or outgoing copies came from the
@@ -98,14 +100,21 @@ class ReplayPlanner:
         return stored is None or stored.verdict not in (Verdict.QUARANTINE, Verdict.REJECT)
 
     async def pass_(self, run: ReplayRun, *, resync: bool) -> int:
-        """One planning pass for run; returns how many items it created or reopened."""
+        """One planning pass for run; returns how many items it created or reopened.
+
+        It walks the standby copies from the run's cursor to the last one, a window of
+        _BATCH rows at a time, and moves the cursor with each batch's items in one
+        transaction: each batch costs the same however large the spool is.
+        """
         now = self._clock()
         changed = await self._store.replay.reopen_released(run.id, now)
         if run.compromise:
             await self._primary.refresh()
+        current = await self._store.replay.get_run(run.id)
+        cursor = current.planned_through if current is not None else run.planned_through
         while True:
-            candidates = await self._store.replay.candidates(_BATCH)
-            if not candidates:
+            candidates, last = await self._store.replay.candidates_after(cursor, _BATCH)
+            if last == cursor:
                 break
             rows: list[tuple[PlannedItem, ItemState, str]] = []
             held: dict[str, Candidate] = {}
@@ -115,7 +124,9 @@ class ReplayPlanner:
                     held[candidate.queue_id] = candidate
                 else:
                     rows.append((self.plan(candidate), ItemState.PENDING, ""))
-            changed += await self._store.replay.add_items(run.id, rows, self._clock())  # when each batch is planned
+            # planned_at is when each batch is planned
+            changed += await self._store.replay.add_items(run.id, rows, self._clock(), planned_through=last)
+            cursor = last
             for queue_id, candidate in held.items():
                 await hold_message(
                     self._store,
@@ -124,8 +135,6 @@ class ReplayPlanner:
                     COMPROMISE_REASON,
                     {"sender": candidate.sender, "subject": candidate.subject, "client": candidate.client_address},
                 )
-            if len(candidates) < _BATCH:
-                break
         if resync:
             moved = await self._store.replay.changed_after_delivery(_BATCH)
             if moved:

@@ -82,7 +82,7 @@ class RunKeeper:
                 return latest
             compromise = await self.compromise_episode(record)
         else:
-            if not await self._store.replay.candidates(1) and not await self._store.replay.open_count():
+            if not await self._store.replay.has_unplanned() and not await self._store.replay.open_count():
                 return None
             compromise = False
         run = await self._store.replay.create_run(kind, compromise, self._clock())
@@ -101,4 +101,4 @@ class RunKeeper:
 
     async def trivially_done(self, run: ReplayRun) -> bool:
         """True when run has no item and nothing waits to be planned."""
-        return not await self._store.replay.progress(run.id) and not await self._store.replay.candidates(1)
+        return not await self._store.replay.totals(run.id) and not await self._store.replay.has_unplanned()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from continuity.config.settings import Settings
@@ -17,21 +17,27 @@ def _iso(timestamp: float) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class ReplayStatus:
-    """A run, its counts per mailbox, and what still waits to be planned."""
+    """A run, its counts (in total and per mailbox), and what still waits to be planned."""
 
     run: ReplayRun | None
     mailboxes: tuple[MailboxProgress, ...]
     unplanned: int
     next_retry: float | None
+    # Counts by state over the whole run (the sum of mailboxes when those were read).
+    totals: dict[ItemState, int] = field(default_factory=dict)
+    # Standby copies without a final outcome at the last reconciliation (None: not counted).
+    unaccounted: int | None = None
 
     def total(self, state: ItemState) -> int:
         """Items in state, over every mailbox."""
+        if self.totals:
+            return self.totals.get(state, 0)
         return sum(progress.count(state) for progress in self.mailboxes)
 
     @property
     def items(self) -> int:
         """Every item of the run."""
-        return sum(progress.total for progress in self.mailboxes)
+        return sum(self.total(state) for state in ItemState)
 
     @property
     def remaining(self) -> int:
@@ -60,6 +66,7 @@ class ReplayStatus:
             },
             "totals": {state.value: self.total(state) for state in ItemState},
             "unplanned": self.unplanned,
+            "unaccounted": self.unaccounted,
             "next_retry": _iso(self.next_retry) if self.next_retry else None,
             "mailboxes": {
                 progress.mailbox: {state.value: progress.count(state) for state in ItemState}
@@ -69,10 +76,29 @@ class ReplayStatus:
 
 
 async def collect_status(store: Store, run: ReplayRun | None) -> ReplayStatus:
-    """Read the status of run (works in any process)."""
+    """Read the status of run with its counts per mailbox and a reconciliation of the spool (works in any process).
+
+    Both are scans of the spool, made on the store's bulk reader: for ``continuity replay
+    status`` and the admin API, not for every monitor cycle (see quick_status).
+    """
     mailboxes = tuple(await store.replay.progress(run.id)) if run is not None else ()
-    unplanned = len(await store.replay.candidates(10_000))
-    return ReplayStatus(run, mailboxes, unplanned, await store.replay.next_due())
+    totals: dict[ItemState, int] = {}
+    for progress in mailboxes:
+        for state, count in progress.counts.items():
+            totals[state] = totals.get(state, 0) + count
+    reconciled = await store.replay.reconciliation()
+    return ReplayStatus(
+        run, mailboxes, reconciled.unplanned, await store.replay.next_due(), totals, reconciled.unaccounted
+    )
+
+
+async def quick_status(store: Store, run: ReplayRun) -> ReplayStatus:
+    """The run's totals and the standby rows its planner has still to look at: cheap enough for every cycle."""
+    current = await store.replay.get_run(run.id) or run
+    totals = await store.replay.totals(run.id)
+    return ReplayStatus(
+        current, (), await store.replay.rows_after(current.planned_through), await store.replay.next_due(), totals
+    )
 
 
 def describe(status: ReplayStatus, settings: Settings, imap_ready: bool) -> str:

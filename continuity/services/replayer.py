@@ -43,7 +43,7 @@ from continuity.services.replay_hook import ReplayProgress
 from continuity.services.replay_planner import PrimaryAddresses, ReplayPlanner, folder_map
 from continuity.services.replay_preview import confirm_restoration
 from continuity.services.replay_runs import RunKeeper, replay_mode
-from continuity.services.replay_status import ReplayStatus, collect_status, describe
+from continuity.services.replay_status import ReplayStatus, collect_status, describe, quick_status
 from continuity.store.group_commit import GroupCommitter
 from continuity.store.protocol import Store
 
@@ -163,7 +163,7 @@ class ReplayService:
         record = self._state()
         run = await self.runs.restoration_run(record)
         if run is None:
-            waiting = len(await self._store.replay.candidates(10_000)) + await self._store.replay.open_count()
+            waiting = await self._store.replay.unplanned_count() + await self._store.replay.open_count()
             if waiting == 0:
                 return ReplayProgress(True, "nothing waits for replay")
             if replay_mode(self.settings, record) is None:
@@ -176,7 +176,7 @@ class ReplayService:
             async with self._lock:
                 await complete_run(self._store, run, self.imap, self.settings, self._alerts, self._clock())
             return ReplayProgress(True, f"nothing to replay (run {run.id})")
-        status = await collect_status(self._store, run)
+        status = await quick_status(self._store, run)
         flow = f"; flow: {self.flow.describe()}" if self.flow.throttles or self.flow.slowdowns else ""
         return ReplayProgress(False, describe(status, self.settings, self.imap is not None) + flow)
 
@@ -278,7 +278,8 @@ class ReplayService:
                 if planning is not None:
                     await planning
             await self._upkeep.run(self._clock())  # what this pass deferred may be due for a warning
-            if await self._store.replay.open_count(run.id) == 0 and not await self._store.replay.candidates(1):
+            # Planning has caught up (awaited above): with nothing open, the run is reconciled and completed.
+            if await self._store.replay.open_count(run.id) == 0:
                 try:
                     self.detail = await complete_run(
                         self._store, run, self.imap, self.settings, self._alerts, self._clock()

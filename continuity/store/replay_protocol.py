@@ -17,6 +17,7 @@ from continuity.core.replay_records import (
     RunKind,
     RunStatus,
 )
+from continuity.core.replay_settlement import Reconciliation
 
 
 class ReplayRepository(Protocol):
@@ -55,11 +56,48 @@ class ReplayRepository(Protocol):
         ...
 
     async def candidates(self, limit: int) -> list[Candidate]:
-        """Standby rows of queued messages that have no journal item yet, oldest first."""
+        """Standby rows of queued messages that have no journal item yet, in row order (for displays)."""
         ...
 
-    async def add_items(self, run_id: int, items: Sequence[tuple[PlannedItem, ItemState, str]], at: float) -> int:
-        """Create journal items (pending, or held with a reason); existing (message, mailbox) pairs are kept."""
+    async def candidates_after(self, after_row_id: int, limit: int) -> tuple[list[Candidate], int]:
+        """The candidates among the next limit standby rows after after_row_id, and the last row id looked at."""
+        ...
+
+    async def has_unplanned(self) -> bool:
+        """True when some standby row of a queued message has no journal item."""
+        ...
+
+    async def unplanned_count(self) -> int:
+        """Standby rows of queued messages without a journal item (a scan of the spool)."""
+        ...
+
+    async def rows_after(self, row_id: int) -> int:
+        """Standby rows after row_id (what a planner at that cursor has still to look at)."""
+        ...
+
+    async def add_items(
+        self,
+        run_id: int,
+        items: Sequence[tuple[PlannedItem, ItemState, str]],
+        at: float,
+        planned_through: int | None = None,
+    ) -> int:
+        """Create journal items (pending, or held with a reason); existing (message, mailbox) pairs are kept.
+
+        With planned_through, the run's planning cursor moves there in the same transaction.
+        """
+        ...
+
+    async def reconciliation(self) -> Reconciliation:
+        """Every standby copy of the spool counted against the journal (a scan of the spool)."""
+        ...
+
+    async def requeue_unsettled(self) -> int:
+        """Messages marked replayed with a copy that was never delivered become queued again; returns how many."""
+        ...
+
+    async def restart_planning(self, run_id: int) -> None:
+        """Send run's planning cursor back to the first standby row."""
         ...
 
     async def reopen_released(self, run_id: int, at: float) -> int:
@@ -118,12 +156,20 @@ class ReplayRepository(Protocol):
         """Items of a run (in states, when given), by mailbox and id."""
         ...
 
-    async def manifest_rows(self, run_id: int) -> list[ManifestRow]:
-        """Every item of a run, for the manifest."""
+    async def totals(self, run_id: int) -> dict[ItemState, int]:
+        """Counts of run_id's items by state (cheaper than progress: no mailboxes)."""
         ...
 
-    async def placements(self, run_id: int) -> list[Placement]:
-        """Delivered IMAP items of a run and where they were put, for verification."""
+    async def manifest_page(self, run_id: int, after_item_id: int, limit: int) -> list[tuple[int, ManifestRow]]:
+        """The next limit items of a run after after_item_id, in id order, with their ids, for the manifest."""
+        ...
+
+    async def placement_mailboxes(self, run_id: int) -> list[str]:
+        """Mailboxes with delivered IMAP items in run_id."""
+        ...
+
+    async def placements(self, run_id: int, mailbox: str) -> list[Placement]:
+        """Delivered IMAP items of a run in mailbox and where they were put, for verification."""
         ...
 
     async def unwarned_deferred(self, first_attempt_before: float) -> list[JournalItem]:

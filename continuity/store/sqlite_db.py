@@ -1,8 +1,13 @@
-"""A SQLite database used from asyncio: one writer thread, one reader thread, migrations.
+"""A SQLite database used from asyncio: one writer thread, two reader threads, migrations.
 
 SQLite runs in WAL mode with ``synchronous=FULL``: a commit returns only after the WAL
 is fsynced, which is what "250 means durable" needs. All calls run in dedicated
 threads so the event loop never blocks on disk.
+
+The two readers keep short reads apart from long ones: the serving reader answers
+``/healthz``, the webmail and the CLI; the bulk reader takes the scans whose cost grows
+with the spool (a replay's counts per mailbox, its end-of-run reconciliation, the
+manifest's pages), so a replay of millions of messages never makes a web request wait.
 """
 
 from __future__ import annotations
@@ -43,8 +48,10 @@ class SqliteDatabase:
         self.path = path
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
+        self._bulk_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-bulk-reader")
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._bulk: sqlite3.Connection | None = None
 
     def open_sync(self, migrations: Sequence[tuple[str, Sequence[str]]]) -> None:
         """Open both connections and apply pending migrations; blocking."""
@@ -54,6 +61,7 @@ class SqliteDatabase:
             for component, scripts in migrations:
                 self._migrate(self._writer, component, scripts)
             self._reader = _connect(self.path, read_only=True)
+            self._bulk = _connect(self.path, read_only=True)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
 
@@ -130,6 +138,19 @@ class SqliteDatabase:
         except sqlite3.Error as exc:
             raise StorageError(f"database read failed: {exc}") from exc
 
+    def _bulk_sync(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._bulk is None:
+            raise StorageError("the database is not open")
+        try:
+            return work(self._bulk)
+        except sqlite3.Error as exc:
+            raise StorageError(f"database read failed: {exc}") from exc
+
+    async def read_bulk(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only query whose cost grows with the spool on the bulk reader's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._bulk_pool, self._bulk_sync, work)
+
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only query on the reader thread."""
         loop = asyncio.get_running_loop()
@@ -137,12 +158,12 @@ class SqliteDatabase:
 
     def close_sync(self) -> None:
         """Close connections and stop the threads."""
-        for pool in (self._writer_pool, self._reader_pool):
+        for pool in (self._writer_pool, self._reader_pool, self._bulk_pool):
             pool.shutdown(wait=True)
-        for connection in (self._writer, self._reader):
+        for connection in (self._writer, self._reader, self._bulk):
             if connection is not None:
                 connection.close()
-        self._writer = self._reader = None
+        self._writer = self._reader = self._bulk = None
 
 
 def _split_statements(script: str) -> list[str]:

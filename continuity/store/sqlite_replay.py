@@ -1,10 +1,11 @@
-"""The replay journal in SQLite: planning, claims, outcomes and holds (runs and reads: sqlite_replay_runs).
+"""The replay journal in SQLite: claims, outcomes, reopening and holds.
 
+Runs and reads are in sqlite_replay_runs, planning and settling in sqlite_replay_planning.
 Every method is one committed transaction (WAL, synchronous=FULL): a claim is on disk
 before the first byte goes to the primary, an outcome right after. Message states follow
-the journal: a message whose items are all delivered becomes ``replayed``; a held one
-becomes ``held`` (the quarantine lists it); one reopened for another delivery is
-``queued`` again.
+the journal: a message whose standby copies all have delivered items becomes
+``replayed``; a held one becomes ``held`` (the quarantine lists it); one reopened for
+another delivery is ``queued`` again.
 """
 
 from __future__ import annotations
@@ -14,40 +15,21 @@ from collections.abc import Sequence
 
 from continuity.core.models import MessageState
 from continuity.core.replay_journal import ItemState, check_transition
-from continuity.core.replay_plan import Candidate, Channel, PlannedItem
+from continuity.core.replay_plan import Channel
 from continuity.core.replay_records import (
     ItemUpdate,
     JournalItem,
 )
-from continuity.store.sqlite_replay_runs import SqliteReplayRuns
+from continuity.store.sqlite_replay_planning import SqliteReplayPlanning, settle_messages
 from continuity.store.sqlite_replay_schema import (
     ITEM_COLUMNS,
     ITEM_FROM,
     OPEN_MARKS,
     OPEN_STATES,
-    encode_folder,
     item_from,
 )
 
 _DUE = "(ri.state = 'pending' OR (ri.state = 'deferred' AND ri.next_attempt_at <= ?))"
-
-
-def _settle_messages(connection: sqlite3.Connection, queue_ids: set[str]) -> None:
-    """Replayed when every item is delivered; queued again when a replayed one has open items."""
-    for queue_id in queue_ids:
-        states = {
-            str(r[0]) for r in connection.execute("SELECT state FROM replay_items WHERE queue_id = ?", (queue_id,))
-        }
-        if states == {ItemState.DELIVERED.value}:
-            connection.execute(
-                "UPDATE messages SET state = ? WHERE queue_id = ? AND state = ?",
-                (MessageState.REPLAYED.value, queue_id, MessageState.QUEUED.value),
-            )
-        elif states & set(OPEN_STATES):
-            connection.execute(
-                "UPDATE messages SET state = ? WHERE queue_id = ? AND state = ?",
-                (MessageState.QUEUED.value, queue_id, MessageState.REPLAYED.value),
-            )
 
 
 def _due_ids(
@@ -73,75 +55,10 @@ def _due_ids(
     return sorted(int(row[0]) for row in [*pending, *deferred])[:limit]
 
 
-class SqliteReplayRepository(SqliteReplayRuns):
+class SqliteReplayRepository(SqliteReplayPlanning):
     """ReplayRepository on SQLite."""
 
-    # -- planning ---------------------------------------------------------------------------
-
-    async def candidates(self, limit: int) -> list[Candidate]:
-        def work(connection: sqlite3.Connection) -> list[Candidate]:
-            rows = connection.execute(
-                "SELECT mm.id, mm.mailbox, mm.queue_id, mm.folder, mm.flags, mm.expunged, m.client_helo,"
-                " m.client_address, m.sender, m.message_id, m.subject, m.sha256, m.size, m.received_at,"
-                " (SELECT GROUP_CONCAT(address, char(10)) FROM (SELECT address FROM message_recipients r"
-                "   WHERE r.queue_id = mm.queue_id AND r.mailbox = mm.mailbox ORDER BY position))"
-                " FROM messages m JOIN mailbox_messages mm ON mm.queue_id = m.queue_id"
-                " WHERE m.state = ? AND NOT EXISTS (SELECT 1 FROM replay_items ri"
-                "   WHERE ri.queue_id = mm.queue_id AND ri.mailbox = mm.mailbox)"
-                " ORDER BY m.received_at, mm.id LIMIT ?",
-                (MessageState.QUEUED.value, limit),
-            )
-            return [
-                Candidate(
-                    int(r[0]),
-                    str(r[1]),
-                    str(r[2]),
-                    str(r[3]),
-                    str(r[4]),
-                    bool(r[5]),
-                    str(r[6]),
-                    str(r[7]),
-                    str(r[8]),
-                    str(r[9]),
-                    str(r[10]),
-                    str(r[11]),
-                    int(r[12]),
-                    float(r[13]),
-                    tuple(str(r[14]).split("\n")) if r[14] else (),
-                )
-                for r in rows
-            ]
-
-        return await self._db.read(work)
-
-    async def add_items(self, run_id: int, items: Sequence[tuple[PlannedItem, ItemState, str]], at: float) -> int:
-        rows = [
-            (
-                run_id,
-                item.queue_id,
-                item.mailbox,
-                item.row_id,
-                item.kind.value,
-                item.channel.value,
-                encode_folder(item.folder),
-                " ".join(item.flags),
-                state.value,
-                (detail or item.note)[:500],
-                at,
-            )
-            for item, state, detail in items
-        ]
-
-        def work(connection: sqlite3.Connection) -> int:
-            before = connection.total_changes
-            connection.executemany(
-                "INSERT OR IGNORE INTO replay_items (run_id, queue_id, mailbox, row_id, kind, channel, folder, flags,"
-                " state, detail, planned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            return connection.total_changes - before
-
-        return await self._db.write(work) if rows else 0
+    # -- planning (candidates and new items: sqlite_replay_planning) ------------------------
 
     async def reopen_released(self, run_id: int, at: float) -> int:
         def work(connection: sqlite3.Connection) -> int:
@@ -180,7 +97,7 @@ class SqliteReplayRepository(SqliteReplayRuns):
                 )
                 touched.add(str(row[1]))
                 count += 1
-            _settle_messages(connection, touched)
+            settle_messages(connection, touched)
             return count
 
         return await self._db.write(work)
@@ -268,7 +185,7 @@ class SqliteReplayRepository(SqliteReplayRuns):
                     ),
                 )
                 touched.add(str(row[1]))
-            _settle_messages(connection, touched)
+            settle_messages(connection, touched)
 
         if updates:
             await self._db.write(work)

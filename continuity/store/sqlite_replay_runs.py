@@ -1,4 +1,4 @@
-"""The replay journal in SQLite, first half: runs, reading the journal, retention (see sqlite_replay).
+"""The replay journal in SQLite: runs, reading the journal (counts, manifest pages, placements), retention.
 
 Every method is one committed transaction (WAL, synchronous=FULL): a claim is on disk
 before the first byte goes to the primary, an outcome right after. Message states follow
@@ -35,12 +35,13 @@ from continuity.store.sqlite_replay_schema import (
     OPEN_STATES,
     RUN_COLUMNS,
     item_from,
+    manifest_row,
     run_from,
 )
 
 
 class SqliteReplayRuns:
-    """Runs, reads and pruning of the replay repository (continuity.store.sqlite_replay adds the rest)."""
+    """Runs, reads and pruning of the replay repository (sqlite_replay_planning and sqlite_replay add the rest)."""
 
     def __init__(self, database: SqliteDatabase, blobs: BlobStore) -> None:
         self._db = database
@@ -150,6 +151,7 @@ class SqliteReplayRuns:
         return await self._db.read(work)
 
     async def progress(self, run_id: int | None = None) -> list[MailboxProgress]:
+        # A scan of the run's items: on the bulk reader, never in the way of the webmail.
         def work(connection: sqlite3.Connection) -> list[MailboxProgress]:
             where = "WHERE run_id = ?" if run_id is not None else ""
             rows = connection.execute(
@@ -161,7 +163,7 @@ class SqliteReplayRuns:
                 result.setdefault(str(mailbox), {})[ItemState(str(state))] = int(count)
             return [MailboxProgress(mailbox, counts) for mailbox, counts in result.items()]
 
-        return await self._db.read(work)
+        return await self._db.read_bulk(work)
 
     async def items(
         self, run_id: int, states: Sequence[ItemState] = (), limit: int = 1000, offset: int = 0
@@ -180,42 +182,52 @@ class SqliteReplayRuns:
 
         return await self._db.read(work)
 
-    async def manifest_rows(self, run_id: int) -> list[ManifestRow]:
-        items: list[JournalItem] = []
-        while batch := await self.items(run_id, limit=5000, offset=len(items)):
-            items.extend(batch)
-        return [
-            ManifestRow(
-                i.mailbox,
-                i.queue_id,
-                i.message_id,
-                i.sha256,
-                i.state,
-                i.kind,
-                i.channel,
-                i.placed_folder or "/".join(part for part in i.folder if part),
-                " ".join(i.flags) if not i.placed_folder else i.placed_flags,
-                i.attempts,
-                i.detail,
-                i.delivered_at,
-                i.subject,
-                i.sender,
-                i.received_at,
+    async def totals(self, run_id: int) -> dict[ItemState, int]:
+        def work(connection: sqlite3.Connection) -> dict[ItemState, int]:
+            rows = connection.execute(
+                "SELECT state, COUNT(*) FROM replay_items WHERE run_id = ? GROUP BY state", (run_id,)
             )
-            for i in items
-        ]
+            return {ItemState(str(state)): int(count) for state, count in rows}
 
-    async def placements(self, run_id: int) -> list[Placement]:
+        return await self._db.read_bulk(work)
+
+    async def manifest_page(self, run_id: int, after_item_id: int, limit: int) -> list[tuple[int, ManifestRow]]:
+        def work(connection: sqlite3.Connection) -> list[tuple[int, ManifestRow]]:
+            rows = connection.execute(
+                "SELECT ri.id, ri.mailbox, ri.queue_id, m.message_id, m.sha256, ri.state, ri.kind, ri.channel,"
+                " ri.placed_folder, ri.folder, ri.flags, ri.placed_flags, ri.attempts, ri.detail, ri.delivered_at,"
+                " m.subject, m.sender, m.received_at"
+                " FROM replay_items ri JOIN messages m ON m.queue_id = ri.queue_id"
+                " WHERE ri.run_id = ? AND ri.id > ? ORDER BY ri.id LIMIT ?",
+                (run_id, after_item_id, limit),
+            )
+            return [(int(r[0]), manifest_row(r[1:])) for r in rows]
+
+        return await self._db.read_bulk(work)
+
+    async def placement_mailboxes(self, run_id: int) -> list[str]:
+        def work(connection: sqlite3.Connection) -> list[str]:
+            rows = connection.execute(
+                "SELECT DISTINCT mailbox FROM replay_items WHERE run_id = ? AND state = ? AND channel = ?"
+                " ORDER BY mailbox",
+                (run_id, ItemState.DELIVERED.value, Channel.IMAP.value),
+            )
+            return [str(row[0]) for row in rows]
+
+        return await self._db.read_bulk(work)
+
+    async def placements(self, run_id: int, mailbox: str) -> list[Placement]:
         def work(connection: sqlite3.Connection) -> list[Placement]:
             rows = connection.execute(
                 "SELECT ri.id, ri.mailbox, ri.placed_folder, ri.queue_id, m.sha256 FROM replay_items ri"
                 " JOIN messages m ON m.queue_id = ri.queue_id"
-                " WHERE ri.run_id = ? AND ri.state = ? AND ri.channel = ? ORDER BY ri.mailbox, ri.placed_folder",
-                (run_id, ItemState.DELIVERED.value, Channel.IMAP.value),
+                " WHERE ri.run_id = ? AND ri.state = ? AND ri.channel = ? AND ri.mailbox = ?"
+                " ORDER BY ri.placed_folder, ri.id",
+                (run_id, ItemState.DELIVERED.value, Channel.IMAP.value, mailbox),
             )
             return [Placement(int(r[0]), str(r[1]), str(r[2]), f"{r[3]}; sha256={r[4]}") for r in rows]
 
-        return await self._db.read(work)
+        return await self._db.read_bulk(work)
 
     async def unwarned_deferred(self, first_attempt_before: float) -> list[JournalItem]:
         def work(connection: sqlite3.Connection) -> list[JournalItem]:

@@ -9,10 +9,11 @@ these migrations are registered after the core and webmail ones.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from continuity.core.replay_journal import OPEN, ItemState
 from continuity.core.replay_plan import Channel, ItemKind
-from continuity.core.replay_records import JournalItem, ReplayRun, RunKind, RunStatus
+from continuity.core.replay_records import JournalItem, ManifestRow, ReplayRun, RunKind, RunStatus
 
 REPLAY_MIGRATIONS: tuple[str, ...] = (
     """
@@ -58,6 +59,13 @@ CREATE TABLE replay_items (
 CREATE INDEX replay_items_due ON replay_items (channel, state, mailbox, next_attempt_at);
 CREATE INDEX replay_items_by_run ON replay_items (run_id, state);
 """,
+    # Planning walks the standby copies by id from a cursor kept with the run; settling and
+    # the reconciliation find a message's copies by queue id; the manifest pages by item id.
+    """
+ALTER TABLE replay_runs ADD COLUMN planned_through INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX mailbox_messages_by_queue_id ON mailbox_messages (queue_id);
+CREATE INDEX replay_items_by_run_and_id ON replay_items (run_id, id);
+""",
 )
 
 OPEN_STATES = tuple(state.value for state in OPEN)
@@ -65,7 +73,7 @@ OPEN_MARKS = ",".join("?" * len(OPEN_STATES))
 
 RUN_COLUMNS = (
     "id, kind, status, started_at, compromise, confirmed_by, confirmed_at, finished_at, manifest_path,"
-    " manifest_sha256, detail"
+    " manifest_sha256, detail, planned_through"
 )
 
 ITEM_COLUMNS = """
@@ -87,7 +95,7 @@ LEFT JOIN mailbox_messages mm ON mm.id = ri.row_id
 
 def run_from(row: tuple[object, ...]) -> ReplayRun:
     """A ReplayRun from a row of RUN_COLUMNS."""
-    (id_, kind, status, started, compromise, by, confirmed, finished, path, digest, detail) = row
+    (id_, kind, status, started, compromise, by, confirmed, finished, path, digest, detail, through) = row
     return ReplayRun(
         id=int(id_),  # type: ignore[call-overload]
         kind=RunKind(str(kind)),
@@ -100,6 +108,7 @@ def run_from(row: tuple[object, ...]) -> ReplayRun:
         manifest_path=str(path),
         manifest_sha256=str(digest),
         detail=str(detail),
+        planned_through=int(through),  # type: ignore[call-overload]
     )
 
 
@@ -149,4 +158,31 @@ def item_from(row: tuple[object, ...]) -> JournalItem:
         client_address=str(client),
         trace_header=bytes(trace) if isinstance(trace, bytes | bytearray | memoryview) else b"",
         stored_verdict=str(verdict),
+    )
+
+
+def manifest_row(row: Sequence[object]) -> ManifestRow:
+    """A ManifestRow from (mailbox, queue_id, message_id, sha256, state, kind, channel, placed_folder, folder,
+    flags, placed_flags, attempts, detail, delivered_at, subject, sender, received_at)."""
+    (
+        mailbox, queue_id, message_id, sha256, state, kind, channel, placed_folder, folder, flags, placed_flags,
+        attempts, detail, delivered, subject, sender, received,
+    ) = row  # fmt: skip
+    placed = str(placed_folder)
+    return ManifestRow(
+        str(mailbox),
+        str(queue_id),
+        str(message_id),
+        str(sha256),
+        ItemState(str(state)),
+        ItemKind(str(kind)),
+        Channel(str(channel)),
+        placed or "/".join(part for part in json.loads(str(folder)) if part),
+        str(placed_flags) if placed else str(flags),
+        int(attempts),  # type: ignore[call-overload]
+        str(detail),
+        float(delivered),  # type: ignore[arg-type]
+        str(subject),
+        str(sender),
+        float(received),  # type: ignore[arg-type]
     )

@@ -76,7 +76,10 @@ async def test_claims_are_durable_and_outcomes_settle_the_message(store: SqliteS
     await store.replay.record([ItemUpdate(bob.id, ItemState.DELIVERED, NOW, "appended", 0, 0, "INBOX", "")])
     assert (await store.messages.get("Q0000000000000B1")).state is MessageState.REPLAYED  # type: ignore[union-attr]
     assert await store.messages.count() == 0
-    assert [p.marker for p in await store.replay.placements(run.id)] == [f"Q0000000000000B1; sha256={alice.sha256}"] * 2
+    assert await store.replay.placement_mailboxes(run.id) == ["alice@example.com", "bob@example.com"]
+    for mailbox in ("alice@example.com", "bob@example.com"):
+        [placement] = await store.replay.placements(run.id, mailbox)
+        assert placement.marker == f"Q0000000000000B1; sha256={alice.sha256}"
 
 
 async def test_interrupted_claims_are_retried_with_their_attempt_counted(store: SqliteStore) -> None:
