@@ -24,6 +24,7 @@ from continuity.adapters.smtp_server import SmtpListener
 from continuity.adapters.smtp_session import ContinuitySMTP, SessionEnvelope
 from continuity.config.smtp import SmtpSettings
 from continuity.core.addresses import normalize_address, normalize_domain
+from continuity.core.auth_failures import AuthFailureLimiter
 from continuity.core.client_limits import ClientLimiter
 from continuity.core.content_checks import ContentLimits
 from continuity.core.models import AcceptedRecipient
@@ -37,6 +38,7 @@ log = logging.getLogger("continuity.relay")
 NOT_ALLOWED = "554 5.7.1 Relaying is not allowed from your address"
 AUTH_REQUIRED = "530 5.7.0 Authentication required to relay"
 AUTH_FAILED = "535 5.7.8 Authentication credentials invalid"
+AUTH_LOCKED = "454 4.7.0 Too many failed authentication attempts from your address; try again later"
 JOURNAL_ALONE = "452 4.5.3 A journal report must be sent in a transaction of its own"
 
 
@@ -54,20 +56,35 @@ def relay_address(raw: str) -> str | None:
 
 
 class RelayAuthenticator:
-    """aiosmtpd authenticator: the one configured user and password, compared in constant time."""
+    """aiosmtpd authenticator: the one configured user and password, compared in constant time.
 
-    def __init__(self, username: str, password: str) -> None:
+    Failures are counted per client address across sessions (``failures``); an address that
+    has used up its failures is answered 454 without its credentials being checked.
+    """
+
+    def __init__(self, username: str, password: str, failures: AuthFailureLimiter) -> None:
         self._username = username.encode()
         self._password = password.encode()
+        self._failures = failures
 
     def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
+        client = str(getattr(server, "client_ip", "?"))
+        if self._failures.blocked(client):
+            log.warning(
+                "relay AUTH %s from client=[%s] refused unchecked: too many failures (again in %.0fs)",
+                mechanism,
+                client,
+                self._failures.retry_after(client),
+            )
+            return AuthResult(success=False, handled=False, message=AUTH_LOCKED)
         user_ok = hmac.compare_digest(auth_data.login, self._username)
         password_ok = hmac.compare_digest(auth_data.password, self._password)
         if user_ok and password_ok:
             return AuthResult(success=True, auth_data=auth_data.login.decode(errors="replace"))
-        log.warning("relay AUTH %s failed from client=[%s]", mechanism, getattr(server, "client_ip", "?"))
+        count = self._failures.failed(client)
+        log.warning("relay AUTH %s failed from client=[%s] (%d recent failure(s))", mechanism, client, count)
         return AuthResult(success=False, handled=False, message=AUTH_FAILED)
 
 

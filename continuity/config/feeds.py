@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from continuity.config.types import HostPort, parse_host_port
 from continuity.core.addresses import normalize_address
 
+# Shortest relay_password accepted: the relay listener is reachable by whoever can reach its port.
+MIN_RELAY_PASSWORD = 16
+
 
 class FeedSettings(BaseModel):
     """The relay listener (smart host of the primary), the journal address and the mailbox window."""
@@ -33,7 +36,11 @@ class FeedSettings(BaseModel):
     relay_username: str = Field(
         default="", description="SMTP AUTH user that may relay from any address (empty: networks only)."
     )
-    relay_password: SecretStr | None = Field(default=None, description="SMTP AUTH password of relay_username.")
+    relay_password: SecretStr | None = Field(
+        default=None,
+        description=f"SMTP AUTH password of relay_username, at least {MIN_RELAY_PASSWORD} characters "
+        "(e.g. `openssl rand -base64 24`).",
+    )
     relay_auth_require_tls: bool = Field(
         default=True, description="Offer AUTH only after STARTTLS (needs [smtp] tls_cert and tls_key)."
     )
@@ -41,7 +48,23 @@ class FeedSettings(BaseModel):
         default="",
         description="HOST:PORT that relayed mail goes to; empty uses [outbound] (its smart host, or each domain's MX).",
     )
-    relay_max_sessions: int = Field(default=200, ge=1, description="Concurrent relay sessions per client address.")
+    relay_max_sessions: int = Field(
+        default=20,
+        ge=1,
+        description="Concurrent relay sessions per client address (Exchange opens at most 20 per next hop).",
+    )
+    relay_auth_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed AUTH attempts per client address (IPv6: per /64), across sessions, within "
+        "relay_auth_lockout before its further attempts are refused unchecked.",
+    )
+    relay_auth_lockout: float = Field(
+        default=900.0,
+        gt=0,
+        description="Seconds over which failed AUTH attempts count; a locked-out address may try again when its "
+        "oldest counted failure is this old.",
+    )
     journal_address: str = Field(
         default="",
         description="Address the primary sends journal reports to (through the relay listener); empty: no journal.",
@@ -76,6 +99,11 @@ class FeedSettings(BaseModel):
     def _relay_needs_clients(self) -> FeedSettings:
         if bool(self.relay_username) != (self.relay_password is not None):
             raise ValueError("relay_username and relay_password must be set together")
+        if self.relay_password is not None and len(self.relay_password.get_secret_value()) < MIN_RELAY_PASSWORD:
+            raise ValueError(
+                f"relay_password must be at least {MIN_RELAY_PASSWORD} characters: anyone who guesses it may relay "
+                "mail through the appliance (e.g. `openssl rand -base64 24`)"
+            )
         if self.relay_listen and not self.relay_networks and not self.relay_username:
             raise ValueError("relay_listen needs relay_networks or relay_username: nobody could relay")
         if self.journal_address and not self.relay_listen:

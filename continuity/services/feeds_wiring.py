@@ -21,6 +21,7 @@ from continuity.adapters.smtp_client import SmtpDelivery
 from continuity.adapters.smtp_relay import RelayAuthenticator, RelayHandler, RelayListener
 from continuity.config.settings import Settings
 from continuity.config.types import HostPort
+from continuity.core.auth_failures import AuthFailureLimiter
 from continuity.core.client_limits import ClientLimiter, ClientLimitPolicy
 from continuity.core.content_checks import ContentLimits
 from continuity.core.models import MessageState
@@ -177,7 +178,8 @@ async def start_feeds(
     limiter = ClientLimiter(ClientLimitPolicy.build(feeds.relay_max_sessions, 0, []), time.monotonic)
     authenticator = None
     if feeds.relay_username and feeds.relay_password is not None:
-        authenticator = RelayAuthenticator(feeds.relay_username, feeds.relay_password.get_secret_value())
+        failures = AuthFailureLimiter(feeds.relay_auth_max_failures, feeds.relay_auth_lockout, time.monotonic)
+        authenticator = RelayAuthenticator(feeds.relay_username, feeds.relay_password.get_secret_value(), failures)
     auth_offered = authenticator is not None and (tls is not None or not feeds.relay_auth_require_tls)
     handler = RelayHandler(
         relay,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import smtplib
 import time
 from pathlib import Path
@@ -16,6 +17,9 @@ from tests.integration.signals.conftest import RelayAppliance, feed_appliance_wi
 from tests.support.messages import make_message, message_id_of
 from tests.support.smtp_sink import SmtpSink
 from tests.support.webhook_receiver import WebhookReceiver
+
+
+RELAY_PASSWORD = "relay-secret-of-the-primary"
 
 
 async def _folder_total(feed: RelayAppliance, mailbox: str, folder: str) -> int:
@@ -95,7 +99,7 @@ async def test_the_mx_listener_stays_inbound_only(feed_appliance: RelayAppliance
 
 @pytest.mark.parametrize(
     "feed_appliance",
-    [{"feeds": {"relay_networks": [], "relay_username": "exchange", "relay_password": "s3cret-relay",
+    [{"feeds": {"relay_networks": [], "relay_username": "exchange", "relay_password": RELAY_PASSWORD,
                 "relay_auth_require_tls": False}}],
     indirect=True,
 )  # fmt: skip
@@ -121,12 +125,12 @@ async def test_relay_with_smtp_auth(feed_appliance: RelayAppliance) -> None:
     assert await asyncio.to_thread(session, None) == ("-", "530 5.7.0 Authentication required to relay")
     auth, mail = await asyncio.to_thread(session, "wrong")
     assert auth == "535" and mail.startswith("530"), (auth, mail)
-    auth, mail = await asyncio.to_thread(session, "s3cret-relay")
+    auth, mail = await asyncio.to_thread(session, RELAY_PASSWORD)
     assert auth == "235" and mail.startswith("250"), (auth, mail)
 
     def authenticated_send() -> None:
         with smtplib.SMTP("127.0.0.1", feed.relay_port) as client:
-            client.login("exchange", "s3cret-relay")
+            client.login("exchange", RELAY_PASSWORD)
             client.sendmail("alice@example.com", ["someone@outside.test"], make_message(sender="alice@example.com"))
 
     await asyncio.to_thread(authenticated_send)
@@ -135,7 +139,7 @@ async def test_relay_with_smtp_auth(feed_appliance: RelayAppliance) -> None:
 
 @pytest.mark.parametrize(
     "feed_appliance",
-    [{"feeds": {"relay_username": "exchange", "relay_password": "s3cret-relay"}}],
+    [{"feeds": {"relay_username": "exchange", "relay_password": RELAY_PASSWORD}}],
     indirect=True,
 )
 async def test_auth_is_not_offered_in_clear_text(feed_appliance: RelayAppliance) -> None:
@@ -201,3 +205,25 @@ async def test_the_window_prunes_mirrored_copies_only(feed_appliance: RelayAppli
     assert await _folder_total(feed, "alice@example.com", "Sent") == 0
     # Mail waiting for replay is never pruned.
     assert await store.messages.get(queued[0].queue_id) is not None
+
+
+@pytest.mark.parametrize(
+    "feed_appliance",
+    [{"feeds": {"relay_networks": [], "relay_username": "exchange", "relay_password": RELAY_PASSWORD,
+                "relay_auth_require_tls": False, "relay_auth_max_failures": 3}}],
+    indirect=True,
+)  # fmt: skip
+async def test_auth_failures_are_limited_across_sessions(feed_appliance: RelayAppliance) -> None:
+    def attempt(password: str) -> str:
+        # A new session each time: a guesser does not stay in one session.
+        with smtplib.SMTP("127.0.0.1", feed_appliance.relay_port) as client:
+            client.ehlo("guesser.example.net")
+            # One AUTH PLAIN per session (smtplib's login() would try each mechanism in turn).
+            code, text = client.docmd("AUTH", "PLAIN " + base64.b64encode(f"\0exchange\0{password}".encode()).decode())
+            return f"{code} {text.decode()}"
+
+    for guess in ("guess-one-guess-one", "guess-two-guess-two", "guess-three-guess-3"):
+        assert (await asyncio.to_thread(attempt, guess)).startswith("535")
+    # The address has used up its failures: even the right password is not checked now.
+    locked = await asyncio.to_thread(attempt, RELAY_PASSWORD)
+    assert locked.startswith("454 4.7.0 Too many failed authentication attempts"), locked

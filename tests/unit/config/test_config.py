@@ -99,3 +99,15 @@ def test_outbound_auth_needs_required_and_verified_tls(tmp_path: Path, tls: str)
     assert 'username/password need tls = "required"' in str(error.value) and f'not "{tls}"' in str(error.value)
     config.write_text(smart_host + 'tls = "required"\n')
     assert load_settings(config).outbound.username == "appliance"
+
+
+def test_relay_listener_password_length_and_session_default(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    feeds = '[feeds]\nrelay_listen = "127.0.0.1:2526"\nrelay_username = "exchange"\n'
+    config.write_text(feeds + 'relay_password = "s3cret-relay"\n')
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    assert "feeds: relay_password must be at least 16 characters" in str(error.value)
+    config.write_text(feeds + 'relay_password = "a-long-enough-relay-secret"\n')
+    feeds_settings = load_settings(config).feeds
+    assert feeds_settings.relay_max_sessions == 20 and feeds_settings.relay_auth_max_failures == 5
