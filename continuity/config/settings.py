@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         """The directory of message bodies."""
         return self.storage.blob_dir or self.data_dir / "blobs"
 
+    @property
+    def webmail_key_path(self) -> Path:
+        """The webmail's key file (encrypts TOTP secrets, signs device cookies)."""
+        return self.webmail.key_file or self.data_dir / "webmail.key"
+
     @classmethod
     def settings_customise_sources(
         cls,

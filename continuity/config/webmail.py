@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -29,13 +31,42 @@ class WebmailSettings(BaseModel):
         default=12, ge=1, le=168, description="A session ends this many hours after login, whatever the activity."
     )
     max_failures_per_account: int = Field(
-        default=5, ge=1, description="Failed logins per account within throttle_minutes before it is throttled."
+        default=5,
+        ge=1,
+        description=(
+            "Failed sign-ins (and, separately, failed codes) per account that cost no wait; after that each "
+            "further attempt waits a delay that doubles, from 15 seconds up to throttle_minutes."
+        ),
     )
     max_failures_per_ip: int = Field(
-        default=20, ge=1, description="Failed logins per client IP within throttle_minutes before it is throttled."
+        default=20,
+        ge=1,
+        description="Failed sign-ins per client network (IPv4 address, IPv6 /64) before its attempts are delayed.",
     )
     throttle_minutes: int = Field(
-        default=15, ge=1, le=1440, description="Window of the login throttle, and how long a throttle lasts."
+        default=15, ge=1, le=1440, description="The longest delay the login throttle makes anyone wait."
+    )
+    failure_memory_hours: int = Field(
+        default=24,
+        ge=1,
+        le=720,
+        description="How long a failed sign-in counts towards the throttle (a correct sign-in forgets them sooner).",
+    )
+    device_cookie_days: int = Field(
+        default=90,
+        ge=0,
+        le=400,
+        description=(
+            "Days a browser that signed in stays known (a signed cookie); strangers' failures do not delay it. "
+            "0 turns device cookies off."
+        ),
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description=(
+            "Key file that encrypts TOTP secrets and signs device cookies, created on first start; keep it out of "
+            "database backups. Not set: webmail.key in data_dir."
+        ),
     )
     activation_hours: int = Field(
         default=24, ge=1, le=168, description="Hours an activation link sent to the alternate address stays valid."

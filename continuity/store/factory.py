@@ -11,5 +11,7 @@ from continuity.store.sqlite import open_sqlite_store
 async def open_store(settings: Settings, *, recover: bool = False) -> Store:
     """Open the configured store; recover=True only for the process that owns the data dir."""
     if settings.storage.backend is StorageBackend.SQLITE:
-        return await open_sqlite_store(settings.database_path, settings.blob_path, recover=recover)
+        return await open_sqlite_store(
+            settings.database_path, settings.blob_path, recover=recover, key_path=settings.webmail_key_path
+        )
     raise AssertionError(f"unhandled storage backend {settings.storage.backend}")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from continuity.store.blobs import BlobStore
+from continuity.store.secret_keys import load_key_ring
 from continuity.store.sqlite_audit import AUDIT_MIGRATIONS, SqliteAuditRepository
 from continuity.store.sqlite_db import SqliteDatabase
 from continuity.store.sqlite_failover import FAILOVER_MIGRATIONS, SqliteFailoverRepository
@@ -46,8 +47,10 @@ MIGRATIONS: Sequence[tuple[str, Sequence[str]]] = (
 class SqliteStore:
     """Store implementation on one SQLite file and one blob directory."""
 
-    def __init__(self, database_path: Path, blob_root: Path) -> None:
+    def __init__(self, database_path: Path, blob_root: Path, key_path: Path | None = None) -> None:
         self.database = SqliteDatabase(database_path)
+        # The webmail's key file (TOTP secrets); None in processes that never read them (filter workers).
+        self.key_path = key_path
         self.blob_store = BlobStore(blob_root)
         self._mailboxes = SqliteMailboxRepository(self.database)
         self._messages = SqliteMessageRepository(
@@ -125,14 +128,22 @@ class SqliteStore:
         """Create or migrate the database and the blob tree; blocking."""
         self.blob_store.open_sync(recover=recover)
         self.database.open_sync(MIGRATIONS)
+        if self.key_path is not None:
+            try:
+                self._webmail_auth.protect_totp_sync(load_key_ring(self.key_path))
+            except BaseException:
+                self.database.close_sync()
+                raise
 
     async def close(self) -> None:
         await asyncio.to_thread(self.database.close_sync)
         await asyncio.to_thread(self.blob_store.close_sync)
 
 
-async def open_sqlite_store(database_path: Path, blob_root: Path, *, recover: bool = False) -> SqliteStore:
-    """Open (creating or migrating as needed) the SQLite store."""
-    store = SqliteStore(database_path, blob_root)
+async def open_sqlite_store(
+    database_path: Path, blob_root: Path, *, recover: bool = False, key_path: Path | None = None
+) -> SqliteStore:
+    """Open (creating or migrating as needed) the SQLite store; key_path is the webmail's key file."""
+    store = SqliteStore(database_path, blob_root, key_path)
     await asyncio.to_thread(store.open_sync, recover=recover)
     return store

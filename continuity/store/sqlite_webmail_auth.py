@@ -1,7 +1,9 @@
 """Webmail authentication state in SQLite: sessions, TOTP secrets, activation tokens, failures.
 
 Secrets presented by users (session cookies, activation tokens) are stored only as
-SHA-256 digests, so a copy of the database does not let anyone sign in.
+SHA-256 digests, so a copy of the database does not let anyone sign in. TOTP secrets,
+which the appliance must read back, are encrypted with the key file outside the database
+(continuity.store.secret_keys); rows written before that are encrypted when the store opens.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 
-from continuity.core.login_throttle import FailureCounts
+from continuity.core.login_throttle import Attempt, FailureCounts, KeyFailures, Throttled
 from continuity.core.webmail_models import SessionRecord, SessionStage, TotpRecord
+from continuity.errors import StorageError
+from continuity.store.secret_keys import KeyRing
 from continuity.store.sqlite_db import SqliteDatabase
 
 
@@ -25,6 +30,28 @@ class SqliteWebmailAuthRepository:
 
     def __init__(self, database: SqliteDatabase) -> None:
         self._db = database
+        self._keys: KeyRing | None = None
+
+    def _ring(self) -> KeyRing:
+        if self._keys is None:
+            raise StorageError("the webmail key file is not loaded")
+        return self._keys
+
+    def protect_totp_sync(self, keys: KeyRing) -> int:
+        """Use keys from now on and encrypt (or re-encrypt) every TOTP secret not under the first key; blocking.
+
+        Runs when the store opens, before anything else writes; returns how many rows changed.
+        """
+        self._keys = keys
+
+        def work(connection: sqlite3.Connection) -> int:
+            rows = connection.execute("SELECT mailbox, secret FROM webmail_totp").fetchall()
+            changed = [(keys.encrypt(keys.decrypt(str(secret))), str(mailbox)) for mailbox, secret in rows
+                       if not keys.current(str(secret))]  # fmt: skip
+            connection.executemany("UPDATE webmail_totp SET secret = ? WHERE mailbox = ?", changed)
+            return len(changed)
+
+        return self._db.transact_sync(work)
 
     async def create_session(
         self, token: str, mailbox: str, csrf_token: str, stage: SessionStage, client_address: str
@@ -88,24 +115,26 @@ class SqliteWebmailAuthRepository:
 
     async def totp(self, mailbox: str) -> TotpRecord | None:
         """The mailbox's TOTP secret, or None."""
+        ring = self._ring()
 
         def work(connection: sqlite3.Connection) -> TotpRecord | None:
             row = connection.execute(
                 "SELECT secret, enabled, last_step FROM webmail_totp WHERE mailbox = ?", (mailbox,)
             ).fetchone()
-            return None if row is None else TotpRecord(str(row[0]), bool(row[1]), int(row[2]))
+            return None if row is None else TotpRecord(ring.decrypt(str(row[0])), bool(row[1]), int(row[2]))
 
         return await self._db.read(work)
 
     async def start_totp(self, mailbox: str, secret: str) -> None:
         """Store a new, not yet confirmed secret (replacing an unconfirmed one; never an enabled one)."""
+        stored = self._ring().encrypt(secret)
 
         def work(connection: sqlite3.Connection) -> None:
             connection.execute("DELETE FROM webmail_totp WHERE mailbox = ? AND enabled = 0", (mailbox,))
             connection.execute(
                 "INSERT OR IGNORE INTO webmail_totp (mailbox, secret, enabled, last_step, created_at)"
                 " VALUES (?, ?, 0, 0, ?)",
-                (mailbox, secret, time.time()),
+                (mailbox, stored, time.time()),
             )
 
         await self._db.write(work)
@@ -180,6 +209,46 @@ class SqliteWebmailAuthRepository:
             lambda c: c.executemany(
                 "INSERT INTO webmail_auth_failures (key, at) VALUES (?, ?)", [(k, now) for k in keys]
             )
+        )
+
+    async def begin_attempt(
+        self, keys: Sequence[str], since: float, now: float, judge: Callable[[list[KeyFailures]], Throttled | None]
+    ) -> Attempt:
+        """Count the failures of keys since a time and, unless judge throttles, record this attempt as one.
+
+        Counting and recording are one write transaction, so concurrent attempts are
+        counted one after the other and none gets past a limit. The caller forgets the
+        recorded rows when the attempt succeeds; a failed attempt is already counted.
+        """
+
+        def work(connection: sqlite3.Connection) -> Attempt:
+            counted = []
+            for key in keys:
+                row = connection.execute(
+                    "SELECT COUNT(*), COALESCE(MAX(at), 0) FROM webmail_auth_failures WHERE key = ? AND at >= ?",
+                    (key, since),
+                ).fetchone()
+                counted.append(KeyFailures(int(row[0]), float(row[1])))
+            throttled = judge(counted)
+            if throttled is not None:
+                return Attempt(throttled, ())
+            recorded = tuple(
+                int(
+                    connection.execute(
+                        "INSERT INTO webmail_auth_failures (key, at) VALUES (?, ?)", (key, now)
+                    ).lastrowid
+                    or 0
+                )
+                for key in keys
+            )
+            return Attempt(None, recorded)
+
+        return await self._db.write(work)
+
+    async def forget_attempt(self, recorded: Sequence[int]) -> None:
+        """Remove the rows of an attempt that succeeded (it was no failure)."""
+        await self._db.write(
+            lambda c: c.executemany("DELETE FROM webmail_auth_failures WHERE rowid = ?", [(i,) for i in recorded])
         )
 
     async def clear_failures(self, key: str) -> None:

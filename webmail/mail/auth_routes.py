@@ -12,14 +12,17 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
+from litestar.response import Redirect
 
 from continuity.core.addresses import domain_of, normalize_address
-from continuity.core.login_throttle import ThrottlePolicy
+from continuity.core.login_throttle import KeyFailures, Throttled, ThrottlePolicy, ThrottleScope, ip_key
 from continuity.core.webmail_models import SessionStage
 from continuity.passwords import check_password_policy, hash_password
 from webmail.mail.services import WebmailServices
 from webmail.mail.signin import Refused, check_code, check_password
 from webmail.mail.web import client_address, error_page, form_text, pre_session, redirect, render, services_of
+from webmail.security.devices import Device
+from webmail.security.logsafe import typed_address
 from webmail.security.sessions import new_token
 
 log = logging.getLogger("continuity.webmail")
@@ -36,11 +39,33 @@ _ACTIVATION_SENT = (
 _ACTIVATION_PER_IP = 5
 
 
+def _activation_throttle(found: list[KeyFailures], window: float, now: float) -> Throttled | None:
+    """Five activation requests per client network and window (each one counts, answered or not)."""
+    if found[0].count < _ACTIVATION_PER_IP:
+        return None
+    return Throttled(ThrottleScope.IP, window)
+
+
 def _policy(services: WebmailServices) -> ThrottlePolicy:
     settings = services.settings.webmail
     return ThrottlePolicy(
-        settings.max_failures_per_account, settings.max_failures_per_ip, settings.throttle_minutes * 60.0
+        max_per_account=settings.max_failures_per_account,
+        max_per_ip=settings.max_failures_per_ip,
+        memory_seconds=settings.failure_memory_hours * 3600.0,
+        longest_delay=settings.throttle_minutes * 60.0,
     )
+
+
+def _device(request: Request[Any, Any, Any], services: WebmailServices) -> Device | None:
+    return services.devices.read(request.cookies.get(services.devices.name), time.time())
+
+
+def _signed_in(request: Request[Any, Any, Any], services: WebmailServices, mailbox: str, token: str) -> Redirect:
+    """To the mailbox, with the new session and (when on) a fresh device cookie."""
+    cookies = [services.sessions.session_cookie(token)]
+    if services.devices.enabled:
+        cookies.append(services.devices.issue(mailbox, time.time(), _device(request, services)))
+    return redirect("/mail", cookies=cookies)
 
 
 def _login_page(
@@ -68,17 +93,19 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
     services = services_of(request)
     form = await request.form()
     address, password = form_text(form, "address", 320), form_text(form, "password", 1024)
-    outcome = await check_password(services.store, _policy(services), address, password, client_address(request))
+    client = client_address(request)
+    outcome = await check_password(
+        services.store, _policy(services), address, password, client, _device(request, services)
+    )
     if isinstance(outcome, Refused):
-        log.info(
-            "webmail sign-in refused for <%s> from [%s]: %s", address[:320], client_address(request), outcome.message
-        )
+        log.info("webmail sign-in refused for %s from [%s]: %s", typed_address(address), client, outcome.message)
         return _login_page(request, outcome.message, outcome.status, address)
-    log.info("webmail password accepted for <%s> from [%s]", outcome.mailbox, client_address(request))
+    log.info("webmail password accepted for <%s> from [%s]", outcome.mailbox, client)
     stage = SessionStage.SECOND_FACTOR if outcome.second_factor else SessionStage.AUTHENTICATED
-    token = await services.sessions.start(outcome.mailbox, stage, client_address(request), request.state.get("session"))
-    target = "/login/totp" if outcome.second_factor else "/mail"
-    return redirect(target, cookies=[services.sessions.session_cookie(token)])
+    token = await services.sessions.start(outcome.mailbox, stage, client, request.state.get("session"))
+    if not outcome.second_factor:
+        return _signed_in(request, services, outcome.mailbox, token)
+    return redirect("/login/totp", cookies=[services.sessions.session_cookie(token)])
 
 
 @get("/login/totp")
@@ -105,7 +132,7 @@ async def totp_login(request: Request[Any, Any, Any]) -> Response[Any]:
         log.info("webmail sign-in code refused for <%s> from [%s]", session.mailbox, client_address(request))
         return render("login_totp.html", status=refused.status, csrf=session.csrf_token, error=refused.message)
     token = await services.sessions.start(session.mailbox, SessionStage.AUTHENTICATED, client_address(request), session)
-    return redirect("/mail", cookies=[services.sessions.session_cookie(token)])
+    return _signed_in(request, services, session.mailbox, token)
 
 
 @post("/logout")
@@ -152,12 +179,12 @@ async def activate_request(request: Request[Any, Any, Any]) -> Response[Any]:
     token_field, cookies = pre_session(request)
     if not services.settings.webmail.public_url:
         return error_page("Activation by e-mail is not set up here. Ask your administrator for a password.", 503)
-    client = client_address(request)
+    key, now = f"activate:{ip_key(client_address(request))}", time.time()
     window = services.settings.webmail.throttle_minutes * 60.0
-    counts = await services.store.webmail_auth.failure_counts(
-        f"activate:{client}", f"activate:{client}", time.time() - window
+    attempt = await services.store.webmail_auth.begin_attempt(
+        [key], now - window, now, lambda found: _activation_throttle(found, window, now)
     )
-    if counts.ip >= _ACTIVATION_PER_IP:
+    if attempt.throttled is not None:
         return render(
             "activate.html",
             status=429,
@@ -166,7 +193,6 @@ async def activate_request(request: Request[Any, Any, Any]) -> Response[Any]:
             sent="",
             error="Too many activation requests from your network address. Try again later.",
         )
-    await services.store.webmail_auth.record_failure((f"activate:{client}",), time.time())
     form = await request.form()
     try:
         address = normalize_address(form_text(form, "address", 320))

@@ -14,6 +14,7 @@ from continuity.services.outbound import OutboundService
 from continuity.services.webmail_index import WebmailIndexer
 from continuity.store.filters_protocol import VerdictRepository
 from continuity.store.protocol import Store
+from webmail.security.devices import DeviceCookies
 from webmail.security.sessions import SessionManager
 
 
@@ -51,6 +52,7 @@ class WebmailServices:
     sessions: SessionManager
     indexer: WebmailIndexer
     outbound: OutboundService
+    devices: DeviceCookies
     verdicts: VerdictRepository | None = None
     # Signs the URLs of inline images (see webmail.mail.message_routes.inline_token); new per process.
     inline_secret: bytes = field(default_factory=lambda: os.urandom(32))

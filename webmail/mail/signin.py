@@ -1,4 +1,10 @@
-"""Sign-in decisions: password check with the login throttle, TOTP check with replay protection."""
+"""Sign-in decisions: password check with the login throttle, TOTP check with replay protection.
+
+Each attempt is counted by the store before the password or the code is checked (see
+continuity.core.login_throttle), and forgotten only when it succeeds. Passwords count
+per account (or per known device) and per client network; codes count per account under
+their own key, which only a right code clears.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,20 @@ import time
 from dataclasses import dataclass
 
 from continuity.core.addresses import normalize_address
-from continuity.core.login_throttle import Throttled, ThrottlePolicy, account_key, decide, ip_key
+from continuity.core.login_throttle import (
+    Attempt,
+    Limit,
+    ThrottlePolicy,
+    ThrottleScope,
+    account_key,
+    decide,
+    device_key,
+    ip_key,
+    second_factor_key,
+)
 from continuity.passwords import hash_password, verify_password
 from continuity.store.protocol import Store
+from webmail.security.devices import Device
 from webmail.security.totp import matching_step
 
 WRONG_CREDENTIALS = "The address or the password is not right."
@@ -34,43 +51,61 @@ class Refused:
     status: int
 
 
-async def _throttled(store: Store, policy: ThrottlePolicy, account: str, client: str) -> Throttled | None:
+async def _begin(store: Store, policy: ThrottlePolicy, limits: tuple[Limit, ...]) -> Attempt:
     now = time.time()
-    counts = await store.webmail_auth.failure_counts(account_key(account), ip_key(client), now - policy.window_seconds)
-    return decide(policy, counts, now)
+    return await store.webmail_auth.begin_attempt(
+        [limit.key for limit in limits],
+        now - policy.memory_seconds,
+        now,
+        lambda found: decide(policy, limits, found, now),
+    )
+
+
+def _account(address: str) -> str:
+    try:
+        return normalize_address(address)
+    except ValueError:
+        return address.strip().lower()[:320]
 
 
 async def check_password(
-    store: Store, policy: ThrottlePolicy, address: str, password: str, client: str
+    store: Store, policy: ThrottlePolicy, address: str, password: str, client: str, device: Device | None = None
 ) -> SignedIn | Refused:
-    """Check a sign-in form."""
-    try:
-        account = normalize_address(address)
-    except ValueError:
-        account = address.strip().lower()[:320]
-    throttled = await _throttled(store, policy, account, client)
-    if throttled is not None:
-        return Refused(throttled.message, 429)
+    """Check a sign-in form; device is the browser's valid device cookie, if any."""
+    account = _account(address)
+    known = device is not None and device.mailbox == account
+    first = (
+        Limit(ThrottleScope.DEVICE, device_key(device.device_id), policy.max_per_account)
+        if device is not None and known
+        else Limit(ThrottleScope.ACCOUNT, account_key(account), policy.max_per_account)
+    )
+    attempt = await _begin(store, policy, (first, Limit(ThrottleScope.IP, ip_key(client), policy.max_per_ip)))
+    if attempt.throttled is not None:
+        return Refused(attempt.throttled.message, 429)
     mailbox = await store.mailboxes.get(account)
     stored_hash = mailbox.password_hash if mailbox is not None and mailbox.password_hash else _DUMMY_HASH
     matches = await asyncio.to_thread(verify_password, stored_hash, password)
     if mailbox is None or not mailbox.enabled or not mailbox.password_hash or not matches:
-        await store.webmail_auth.record_failure((account_key(account), ip_key(client)), time.time())
         return Refused(WRONG_CREDENTIALS, 401)
-    await store.webmail_auth.clear_failures(account_key(account))
+    await store.webmail_auth.forget_attempt(attempt.recorded)
+    await store.webmail_auth.clear_failures(first.key)
     totp = await store.webmail_auth.totp(mailbox.address)
     return SignedIn(mailbox.address, second_factor=totp is not None and totp.enabled)
 
 
 async def check_code(store: Store, policy: ThrottlePolicy, mailbox: str, code: str, client: str) -> Refused | None:
     """Check the TOTP code of a signed-in-by-password session; None when it is right."""
-    throttled = await _throttled(store, policy, mailbox, client)
-    if throttled is not None:
-        return Refused(throttled.message, 429)
+    limits = (
+        Limit(ThrottleScope.SECOND_FACTOR, second_factor_key(mailbox), policy.max_per_account),
+        Limit(ThrottleScope.IP, ip_key(client), policy.max_per_ip),
+    )
+    attempt = await _begin(store, policy, limits)
+    if attempt.throttled is not None:
+        return Refused(attempt.throttled.message, 429)
     record = await store.webmail_auth.totp(mailbox)
     step = matching_step(record.secret, code) if record is not None and record.enabled else None
     if step is None or not await store.webmail_auth.use_totp_step(mailbox, step, enable=False):
-        await store.webmail_auth.record_failure((account_key(mailbox), ip_key(client)), time.time())
         return Refused(WRONG_CODE, 401)
-    await store.webmail_auth.clear_failures(account_key(mailbox))
+    await store.webmail_auth.forget_attempt(attempt.recorded)
+    await store.webmail_auth.clear_failures(second_factor_key(mailbox))
     return None

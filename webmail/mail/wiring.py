@@ -16,7 +16,9 @@ from continuity.services.outbound import OutboundFilter, OutboundService
 from continuity.services.webmail_index import WebmailIndexer
 from continuity.store.filters_protocol import VerdictRepository
 from continuity.store.protocol import Store
+from continuity.store.secret_keys import load_key_ring
 from webmail.mail.services import WebmailServices
+from webmail.security.devices import DeviceCookies
 from webmail.security.sessions import SessionManager
 
 log = logging.getLogger("continuity.webmail")
@@ -47,12 +49,17 @@ def build_webmail_services(
         sessions=SessionManager(store.webmail_auth, settings.webmail),
         indexer=WebmailIndexer(store.webmail, store.blobs),
         outbound=outbound,
+        devices=DeviceCookies(
+            load_key_ring(settings.webmail_key_path).derive(b"webmail device cookies"),
+            settings.webmail.device_cookie_days,
+            secure=settings.webmail.cookie_secure,
+        ),
         verdicts=verdicts,
     )
 
 
 async def _sweep(services: WebmailServices) -> None:
-    window = services.settings.webmail.throttle_minutes * 60.0
+    window = services.settings.webmail.failure_memory_hours * 3600.0
     while True:
         await asyncio.sleep(_SWEEP_INTERVAL)
         try:

@@ -12,7 +12,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from continuity.core.compose import ComposeMode, Draft, NewAttachment, build_message, envelope_recipients, prefill
-from continuity.core.login_throttle import FailureCounts, ThrottlePolicy, ThrottleScope, decide
+from continuity.core.login_throttle import (
+    KeyFailures,
+    Limit,
+    Throttled,
+    ThrottlePolicy,
+    ThrottleScope,
+    account_key,
+    decide,
+    delay_after,
+    ip_key,
+    second_factor_key,
+)
 from continuity.core.mail_folders import Flag, format_flags, parse_flags, validate_folder_name, with_flag
 from continuity.core.mime_view import Address, view
 from continuity.core.search_query import fts_query, owner_token
@@ -33,13 +44,31 @@ def test_flags_round_trip() -> None:
 
 
 def test_throttle_decisions() -> None:
-    policy = ThrottlePolicy(max_per_account=5, max_per_ip=20, window_seconds=900)
-    assert decide(policy, FailureCounts(4, 100.0, 4, 100.0), now=200.0) is None
-    account = decide(policy, FailureCounts(5, 100.0, 5, 100.0), now=200.0)
-    assert account is not None and account.scope is ThrottleScope.ACCOUNT and account.retry_after == 800.0
-    assert "Try again in 13 minutes" in account.message
-    network = decide(policy, FailureCounts(1, 100.0, 20, 150.0), now=200.0)
+    policy = ThrottlePolicy(max_per_account=5, max_per_ip=20, memory_seconds=86400, longest_delay=900)
+    limits = (Limit(ThrottleScope.ACCOUNT, "account:a", 5), Limit(ThrottleScope.IP, "ip:1", 20))
+    assert decide(policy, limits, [KeyFailures(4, 100.0), KeyFailures(4, 100.0)], now=100.0) is None
+    account = decide(policy, limits, [KeyFailures(5, 100.0), KeyFailures(5, 100.0)], now=105.0)
+    assert account is not None and account.scope is ThrottleScope.ACCOUNT and account.retry_after == 10.0
+    assert "Try again in 10 seconds" in account.message
+    # The delay doubles with each failure and stops growing at longest_delay; it never locks for good.
+    assert [delay_after(policy, n, 5) for n in (4, 5, 6, 7, 12, 60)] == [0.0, 15.0, 30.0, 60.0, 900.0, 900.0]
+    assert decide(policy, limits, [KeyFailures(30, 100.0), KeyFailures(30, 100.0)], now=1000.1) is None
+    long_wait = decide(policy, limits, [KeyFailures(30, 100.0), KeyFailures(0, 0.0)], now=101.0)
+    assert long_wait is not None and "Try again in 15 minutes" in long_wait.message
+    network = decide(policy, limits, [KeyFailures(1, 100.0), KeyFailures(20, 150.0)], now=151.0)
     assert network is not None and network.scope is ThrottleScope.IP and "network address" in network.message
+    code = Throttled(ThrottleScope.SECOND_FACTOR, 1.0)
+    assert code.message == "Too many failed sign-in attempts for the code of this account. Try again in 1 second."
+
+
+def test_ipv6_clients_share_a_key_per_64() -> None:
+    assert ip_key("192.0.2.7") == "ip:192.0.2.7"
+    assert ip_key("2001:db8:1:2::5") == ip_key("2001:db8:1:2:ffff:1:2:3") == "ip:2001:db8:1:2::/64"
+    assert ip_key("2001:db8:1:3::5") != ip_key("2001:db8:1:2::5")
+    assert ip_key("::ffff:192.0.2.7") == "ip:192.0.2.7"
+    assert ip_key("fe80::1%eth0") == "ip:fe80::/64"
+    assert ip_key("unknown") == "ip:unknown"
+    assert second_factor_key("Alice@example.com") != account_key("alice@example.com")
 
 
 @given(st.text(max_size=200))
