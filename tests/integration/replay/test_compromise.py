@@ -128,7 +128,7 @@ async def test_compromise_replay_waits_for_confirmation_and_holds_the_primarys_m
             assert (await api_after.post(f"{url}/confirm", json={"note": "again"})).status_code == 409
             status = (await api_after.get(f"{url}/")).json()
             assert status["run"]["status"] == "completed" and status["totals"]["delivered"] == 2
-            assert status["run"]["manifest"].endswith(".json")
+            assert status["run"]["manifest"].endswith(".jsonl")
         actions = [(entry.record.actor, entry.record.action) for entry in await running.store.audit.list(200)]
         assert any(action == "replay.confirm" and actor.startswith("cli:") for actor, action in actions)
         assert ("replayer", "replay.hold") in actions

@@ -13,6 +13,7 @@ quarantine and not on the primary, and a manifest linked from the audit log says
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import json
 import re
@@ -237,10 +238,15 @@ async def test_outage_webmail_restoration_failback(
         details = complete[0].details
         assert isinstance(details, dict)
         manifest_path = Path(str(details["manifest"]))
-        manifest = json.loads(manifest_path.read_text())
-        assert manifest["totals"]["delivered"] == len(expected) + 1 and manifest["totals"]["held"] == 1
-        assert manifest["verification"]["duplicates"] == []
-        outcomes = {m["message_id"]: m["outcome"] for m in manifest["mailboxes"]["alice@example.com"]["messages"]}
+        data = manifest_path.read_bytes()
+        assert hashlib.sha256(data).hexdigest() == details["sha256"]
+        lines = [json.loads(line) for line in data.decode().splitlines()]
+        assert lines[0]["type"] == "run" and lines[-1]["type"] == "summary"
+        summary = lines[-1]
+        assert summary["totals"]["delivered"] == len(expected) + 1 and summary["totals"]["held"] == 1
+        assert summary["verification"]["duplicates"] == []
+        alice = [line for line in lines if line["type"] == "message" and line["mailbox"] == "alice@example.com"]
+        outcomes = {m["message_id"]: m["outcome"] for m in alice}
         assert outcomes[str(evil["Message-ID"])] == "held"
         assert [entry.record.action for entry in entries].count("replay.hold") == 1
         assert (await running.store.audit.verify()).ok
