@@ -14,8 +14,12 @@ class NotifySettings(BaseModel):
         default_factory=list, description="Addresses mailed on every state change (through the outbound path)."
     )
     from_address: str = Field(default="", description="Sender of notification mail (default: continuity@HOSTNAME).")
-    webhook_url: str = Field(
-        default="", description="URL that receives a JSON POST on every state change; empty disables it."
+    webhook_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "URL that receives a JSON POST on every state change (a secret: Slack and Teams URLs carry their "
+            "credential; never logged or shown); not set disables it."
+        ),
     )
     webhook_secret: SecretStr | None = Field(
         default=None, description="Sent as 'Authorization: Bearer SECRET' with each webhook call."
@@ -24,7 +28,9 @@ class NotifySettings(BaseModel):
 
     @field_validator("webhook_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not value.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value

@@ -28,6 +28,29 @@ from continuity.services.failover_status import routing_sentence
 log = logging.getLogger("continuity.notify")
 
 
+def _host(url: str) -> str:
+    """The host of a webhook URL, which is all the log may say about it."""
+    return httpx.URL(url).host or "?"
+
+
+class _HideWebhookUrls(logging.Filter):
+    """Drops httpx's own "HTTP Request: POST <url>" lines when the URL is a webhook's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.urls:
+            return True
+        text = record.getMessage()
+        return not any(url in text for url in self.urls)
+
+
+_HIDDEN = _HideWebhookUrls()
+logging.getLogger("httpx").addFilter(_HIDDEN)
+
+
 class MailSender(Protocol):
     """The outbound path (continuity.adapters.smtp_client.SmtpDelivery)."""
 
@@ -112,6 +135,9 @@ class Notifier:
         self._mail = mail
         self._hostname = hostname
         self._tasks: set[asyncio.Task[None]] = set()
+        if settings.webhook_url is not None:
+            url = settings.webhook_url.get_secret_value()
+            _HIDDEN.urls.update((url, str(httpx.URL(url))))
 
     @property
     def sender(self) -> str:
@@ -122,7 +148,7 @@ class Notifier:
         """Start notifying; returns at once."""
         if self._settings.admin_emails and self._mail is not None:
             self._spawn(self._send_mail(change, self._settings.admin_emails))
-        if self._settings.webhook_url:
+        if self._settings.webhook_url is not None:
             self._spawn(self._call_webhook(change))
 
     def mail(self, change: Announcement, recipients: Sequence[str]) -> None:
@@ -163,16 +189,20 @@ class Notifier:
                 )
 
     async def _call_webhook(self, change: Announcement) -> None:
+        assert self._settings.webhook_url is not None
+        url = self._settings.webhook_url.get_secret_value()
         headers = {"User-Agent": "continuity-notify"}
         if self._settings.webhook_secret is not None:
             headers["Authorization"] = f"Bearer {self._settings.webhook_secret.get_secret_value()}"
         try:
             async with httpx.AsyncClient(timeout=self._settings.timeout) as client:
-                response = await client.post(self._settings.webhook_url, json=change.payload(), headers=headers)
+                response = await client.post(url, json=change.payload(), headers=headers)
         except httpx.HTTPError as exc:
-            log.error("webhook %s failed for '%s': %s", self._settings.webhook_url, change.subject, exc)
+            # The URL is a credential: the log names the host only, and keeps it out of the error's text.
+            reason = str(exc).replace(url, "[webhook URL]") or type(exc).__name__
+            log.error("the [notify] webhook on %s failed for '%s': %s", _host(url), change.subject, reason)
             return
         if response.status_code >= 300:
             log.error(
-                "webhook %s answered %d for '%s'", self._settings.webhook_url, response.status_code, change.subject
+                "the [notify] webhook on %s answered %d for '%s'", _host(url), response.status_code, change.subject
             )

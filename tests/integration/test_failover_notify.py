@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from continuity.config.show import render_effective
 from continuity.core.failover import FailoverEvent
 from continuity.services.failover_wiring import build_failover
 from continuity.store.protocol import Store
 from continuity.store.sqlite import open_sqlite_store
 from tests.support.appliance import make_settings
+from tests.support.ports import free_port
 from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.slow
@@ -103,3 +106,24 @@ async def test_every_state_change_is_mailed_and_posted(
     assert messages[0]["From"] == "continuity@mx.example.com"
     body = messages[0].get_payload(decode=True)
     assert isinstance(body, bytes) and b"Who:     cli:ops" in body
+
+
+async def test_the_webhook_url_is_a_secret_never_logged(
+    tmp_path: Path, store: Store, webhook: Webhook, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret_path = "/services/T0AAA/B0BBB/s3cretW3bhookCredential"
+    working = webhook.url.replace("/hook", secret_path)
+    closed = f"http://127.0.0.1:{free_port()}{secret_path}"
+    for url in (working, closed):
+        settings = make_settings(tmp_path, notify={"webhook_url": url})
+        assert "s3cret" not in render_effective(settings) and "s3cret" not in repr(settings)
+        services = build_failover(settings, store, background=False)
+        await services.controller.load()
+        await services.controller.fire(FailoverEvent.OPERATOR_PAUSE, actor="cli:ops", reason="patch night")
+        await services.controller.fire(FailoverEvent.OPERATOR_RESUME, actor="cli:ops", reason="patched")
+        await services.notifier.drain()
+    assert [call[1]["state"] for call in webhook.calls] == ["PAUSED", "NORMAL"]  # the working one was called
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "webhook on 127.0.0.1 failed" in logged  # the closed one was reported, by host
+    assert "s3cret" not in logged and secret_path not in logged
