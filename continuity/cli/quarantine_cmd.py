@@ -75,8 +75,9 @@ def list_command(context: CliContext, limit: int, mailbox: str | None, as_json: 
         ]
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
-    table = Table("Id", "Received", "Sender", "Recipients", "Subject", "Score", "Why")
+    table = Table("Id", "Received", "Sender", "Recipients", "Subject", "Score", "Codes", "Why")
     for entry, verdict in rows:
+        codes = ", ".join(dict.fromkeys(f.code for f in verdict.findings)) if verdict else ""
         table.add_row(
             entry.queue_id,
             _iso(entry.received_at),
@@ -84,6 +85,7 @@ def list_command(context: CliContext, limit: int, mailbox: str | None, as_json: 
             ", ".join(entry.recipients),
             entry.subject[:60],
             f"{verdict.score:g}" if verdict else "-",
+            codes or "-",
             "; ".join(verdict.reasons) if verdict else "-",
         )
     console().print(table)

@@ -145,6 +145,10 @@ def test_quarantine_cli_and_api(tmp_path: Path) -> None:
         listed = json.loads(server.cli("quarantine", "list", "--json").stdout)
         assert [item["subject"] for item in listed] == ["Second fraud", "First fraud"]
         assert listed[0]["verdict"]["verdict"] == "quarantine"
+        # The table names each finding's code too (what docs/replay.md tells operators to look for).
+        codes = {finding["code"] for finding in listed[0]["verdict"]["findings"]}
+        table = server.cli("quarantine", "list").stdout
+        assert codes and all(code in table for code in codes) and "Codes" in table
         first, second = listed[1]["id"], listed[0]["id"]
 
         shown = server.cli("quarantine", "show", first).stdout
