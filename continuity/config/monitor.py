@@ -32,13 +32,26 @@ class MonitorSettings(BaseModel):
     )
     failures_to_down: int = Field(default=3, ge=1, description="Consecutive failed cycles before the primary is down.")
     down_after: float = Field(
-        default=60.0, ge=0, description="Seconds the failed cycles must span before the primary is down."
+        default=60.0,
+        ge=0,
+        description="Seconds the failed cycles must span before the primary is down (counted in intervals: "
+        "60 s at 15 s is 5 cycles).",
     )
     successes_to_up: int = Field(default=3, ge=1, description="Consecutive good cycles before the primary is up.")
     hold_down: float = Field(
-        default=600.0, ge=0, description="Seconds the primary must stay healthy before an automatic failback."
+        default=600.0,
+        ge=0,
+        description="Seconds the primary must stay healthy before a failback (counted in intervals: 600 s at 15 s "
+        "is 41 cycles).",
     )
     suspect_after: int = Field(default=2, ge=1, description="Consecutive failed cycles before the state is SUSPECT.")
+    maintenance_limit: float = Field(
+        default=1800.0,
+        ge=0,
+        description="Seconds an SMTP 421 from the primary is believed to be maintenance (not counted as an outage), "
+        "from the first 421 until its SMTP probe is up again; after that a 421 counts as down. "
+        "Use 'continuity pause' for longer planned work.",
+    )
     outage_threshold: float = Field(
         default=1.25, gt=0, description="Summed weight of down probes that makes a cycle failed."
     )
@@ -95,4 +108,6 @@ class MonitorSettings(BaseModel):
             suspect_after=self.suspect_after,
             outage_threshold=self.outage_threshold,
             weights={**DEFAULT_WEIGHTS, **self.weights},
+            interval=self.interval,
+            maintenance_limit=self.maintenance_limit,
         )

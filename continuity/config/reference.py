@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from enum import Enum
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -39,8 +39,8 @@ def _is_section(info: FieldInfo) -> bool:
 
 def _type_name(info: FieldInfo) -> str:
     annotation = info.annotation
-    arguments = getattr(annotation, "__args__", ())
-    if getattr(annotation, "__origin__", None) is dict and len(arguments) == 2:
+    arguments = get_args(annotation)
+    if get_origin(annotation) is dict and len(arguments) == 2:
         key, value = arguments
         keys = "name"
         if isinstance(key, type) and issubclass(key, Enum):

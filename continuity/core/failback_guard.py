@@ -31,5 +31,5 @@ def failback_refusal(assessment: HealthAssessment | None, policy: HealthPolicy, 
         return f"the primary is not healthy ({assessment.sentence()}); failback needs it healthy for the hold-down"
     return (
         f"the primary has been healthy for {assessment.healthy_for:.0f}s over {assessment.healthy_streak} cycle(s); "
-        f"failback needs {policy.hold_down:g}s over at least {policy.successes_to_up} cycles (the hold-down)"
+        f"failback needs {policy.hold_down:g}s ({policy.cycles_to_up} cycles of {policy.interval:g}s, the hold-down)"
     )

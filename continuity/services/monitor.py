@@ -2,7 +2,9 @@
 
 Between cycles it picks up operator commands (given through the CLI or the admin API,
 stored in the database) every ``[failover] command_poll`` seconds. Time comes from an
-injected clock, so the whole loop runs under a simulated clock in tests.
+injected clock, so the whole loop runs under a simulated clock in tests. The health
+policy's memory (its streaks) is stored after every cycle and resumed by the first cycle
+after a restart, so restarting ``continuity serve`` does not start the hold-down again.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from continuity.core.health import HealthAssessment, HealthPolicy, HealthTracker
 from continuity.core.monitor_decision import decide
@@ -42,7 +45,9 @@ class Monitor:
         self._store = store
         self._controller = controller
         self._probes = probes
-        self.tracker = HealthTracker(policy)
+        # The policy counts spans in cycles of the interval the monitor actually runs at.
+        self.tracker = HealthTracker(replace(policy, interval=interval))
+        self._resumed = False
         self._interval = interval
         self._command_poll = command_poll
         self._metrics = metrics
@@ -56,8 +61,11 @@ class Monitor:
         if self._probes is None:
             sentence = await self._controller.reconcile()
             return sentence
-        results = await self._probes.run()
+        # The cycle's time is when it started: probes that time out must not shift it.
         now = self._clock()
+        if not self._resumed:
+            await self._resume(now)
+        results = await self._probes.run()
         self.cycles += 1
         self.last_results = results
         await self._store.failover.record_probes(results)
@@ -66,6 +74,7 @@ class Monitor:
             self._metrics.queue_depth.set(await self._store.messages.count())
         assessment = self.tracker.observe(results, now)
         self.last_assessment = assessment
+        await self._store.failover.save_health(self.tracker.memory())
         decision = decide(self._controller.record, assessment)
         sentence = decision.sentence
         if decision.event is not None:
@@ -92,6 +101,25 @@ class Monitor:
                 log.warning("probe %s: %s", result.name, warning)
         log.info("monitor: %s", sentence)
         return sentence
+
+    async def _resume(self, now: float) -> None:
+        memory = await self._store.failover.load_health()
+        self._resumed = True
+        if memory is None or memory.last_cycle_at is None:
+            return
+        if self.tracker.resume(memory, now):
+            log.info(
+                "monitor: resuming the health streaks of %.0fs ago (%d failed, %d healthy cycle(s))",
+                now - memory.last_cycle_at,
+                memory.failed_streak,
+                memory.healthy_streak,
+            )
+        else:
+            log.info(
+                "monitor: the stored health streaks are %.0fs old (more than %.0fs): starting afresh",
+                now - memory.last_cycle_at,
+                self.tracker.policy.resume_within,
+            )
 
     async def run(self) -> None:
         """Cycle every interval and poll for commands in between, until cancelled."""

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from continuity.core.failover import FailoverEvent, FailoverRecord, FailoverState
 from continuity.core.failover_records import CommandStatus, OperatorCommand, RelayItem, TransitionEntry
+from continuity.core.health import HealthMemory
 from continuity.core.probes import ProbeResult
 
 
@@ -53,6 +54,14 @@ class FailoverRepository(Protocol):
 
     async def latest_probes(self) -> list[ProbeResult]:
         """The latest result of each probe, by name."""
+        ...
+
+    async def save_health(self, memory: HealthMemory) -> None:
+        """Keep the health policy's memory (its streaks), replacing the last one."""
+        ...
+
+    async def load_health(self) -> HealthMemory | None:
+        """The health policy's memory as last saved, or None before the first monitor cycle."""
         ...
 
     async def relay_batch(self, limit: int, skip: Sequence[str] = ()) -> list[RelayItem]:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from continuity.core.failover import FailoverEvent, FailoverRecord, FailoverState, Routing
 from continuity.core.failover_records import CommandStatus, OperatorCommand, RelayItem, TransitionEntry
+from continuity.core.health import HealthMemory
 from continuity.core.models import MessageState, RecipientState
 from continuity.core.probes import ProbeResult
 from continuity.errors import StorageError
@@ -62,11 +63,24 @@ CREATE TABLE probe_latest (
     result TEXT NOT NULL
 );
 """,
+    # 2: the health policy's memory (streaks, maintenance), so a restart resumes the hold-down.
+    """
+CREATE TABLE health_memory (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    failed_streak INTEGER NOT NULL,
+    failed_since REAL NOT NULL,
+    healthy_streak INTEGER NOT NULL,
+    healthy_since REAL NOT NULL,
+    maintenance_since REAL,
+    last_cycle_at REAL
+);
+""",
 )
 
 _STATE_COLUMNS = "state, since, reason, actor, routing, automatic, paused_from, last_error, version"
 _TRANSITION_COLUMNS = "seq, at, previous, state, event, actor, reason, evidence"
 _COMMAND_COLUMNS = "id, at, actor, event, note, status, result"
+_HEALTH_COLUMNS = "failed_streak, failed_since, healthy_streak, healthy_since, maintenance_since, last_cycle_at"
 
 
 def _record(row: tuple[object, ...]) -> FailoverRecord:
@@ -225,6 +239,40 @@ class SqliteFailoverRepository:
         def work(connection: sqlite3.Connection) -> list[ProbeResult]:
             rows = connection.execute("SELECT result FROM probe_latest ORDER BY name")
             return [ProbeResult.from_evidence(json.loads(str(row[0]))) for row in rows]
+
+        return await self._db.read(work)
+
+    async def save_health(self, memory: HealthMemory) -> None:
+        values = (
+            memory.failed_streak,
+            memory.failed_since,
+            memory.healthy_streak,
+            memory.healthy_since,
+            memory.maintenance_since,
+            memory.last_cycle_at,
+        )
+
+        def work(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                f"INSERT OR REPLACE INTO health_memory (id, {_HEALTH_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?)", values
+            )
+
+        await self._db.write(work)
+
+    async def load_health(self) -> HealthMemory | None:
+        def work(connection: sqlite3.Connection) -> HealthMemory | None:
+            row = connection.execute(f"SELECT {_HEALTH_COLUMNS} FROM health_memory WHERE id = 1").fetchone()
+            if row is None:
+                return None
+            failed, failed_since, healthy, healthy_since, maintenance_since, last_cycle_at = row
+            return HealthMemory(
+                int(failed),
+                float(failed_since),
+                int(healthy),
+                float(healthy_since),
+                None if maintenance_since is None else float(maintenance_since),
+                None if last_cycle_at is None else float(last_cycle_at),
+            )
 
         return await self._db.read(work)
 

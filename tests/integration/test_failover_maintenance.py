@@ -15,6 +15,7 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,7 @@ from continuity.services.probe_runner import PrimaryProbes
 from continuity.store.protocol import Store
 from continuity.store.sqlite import open_sqlite_store
 from tests.support.appliance import make_settings
+from tests.support.ports import free_port
 from tests.support.primary import PrimaryStandIn
 from tests.support.smtp_sink import SmtpSink
 
@@ -123,10 +125,11 @@ async def test_exchange_in_maintenance_is_not_an_outage_but_silence_is(
             assert policy.weight(ProbeKind.SMTP) + sum(policy.weight(r.kind) for r in https) >= policy.outage_threshold
             assert monitor.last_assessment is not None
             assert monitor.last_assessment.verdict is HealthVerdict.MAINTENANCE
-            assert sentence == "primary announces maintenance (SMTP 421); NORMAL: nothing to do"
+            assert sentence.startswith("primary announces maintenance (SMTP 421) for ")
+            assert sentence.endswith("(weight 1 < 1.25); NORMAL: nothing to do"), sentence
             assert services.controller.record.state is FailoverState.NORMAL
         assert await store.failover.history() == []
-        assert any("monitor: primary announces maintenance (SMTP 421)" in r.getMessage() for r in caplog.records)
+        assert any("monitor: primary announces maintenance (SMTP 421) for" in r.getMessage() for r in caplog.records)
 
         primary.maintenance(False)
         assert "every probe up" in await cycle()
@@ -145,3 +148,87 @@ async def test_exchange_in_maintenance_is_not_an_outage_but_silence_is(
     finally:
         await probes.close()
         await services.close()
+
+
+async def _monitor_of(tmp_path: Path, store: Store, settings_overrides: dict[str, Any], clock: list[float]) -> Monitor:
+    settings = make_settings(tmp_path / "data", failover={"mode": "gateway"}, **settings_overrides)
+    services = build_failover(settings, store, background=False)
+    services.controller._clock = lambda: clock[0]
+    await services.controller.load()
+    return Monitor(
+        store,
+        services.controller,
+        PrimaryProbes(settings),
+        settings.monitor.policy(),
+        interval=settings.monitor.interval,
+        command_poll=0.5,
+        metrics=services.metrics,
+        clock=lambda: clock[0],
+    )
+
+
+async def _cycles_until_failed_over(monitor: Monitor, clock: list[float], limit: int) -> int:
+    for cycle in range(1, limit + 1):
+        await monitor.cycle()
+        clock[0] += monitor.tracker.policy.interval
+        if monitor._controller.record.state is FailoverState.FAILED_OVER:
+            return cycle
+    return 0
+
+
+async def test_a_421_on_the_dead_primarys_address_delays_failover_only_for_the_maintenance_limit(
+    tmp_path: Path, store: Store
+) -> None:
+    # The primary is gone; whatever now answers on its SMTP address greets 421 (smtp-sink), and
+    # nothing answers HTTPS. The real probes, the default policy, a simulated clock.
+    sink = SmtpSink(tmp_path, extra_args=("-Q", "CONNECT"))
+    sink.start()
+    clock = [1_000_000.0]
+    overrides = {
+        "primary": {"host": "127.0.0.1", "smtp_port": sink.port},
+        "monitor": {"https_port": free_port(), "smtp_require_starttls": False},
+    }
+    monitor = await _monitor_of(tmp_path, store, overrides, clock)
+    policy = monitor.tracker.policy
+    try:
+        cycles = await _cycles_until_failed_over(monitor, clock, 400)
+    finally:
+        sink.stop()
+        await monitor._probes.close()  # type: ignore[union-attr]
+    smtp = next(result for result in monitor.last_results if result.name == "smtp")
+    assert smtp.outcome is ProbeOutcome.MAINTENANCE and "banner 421" in smtp.detail
+    # Maintenance is believed for maintenance_limit (30 minutes), then the outage is detected as usual.
+    assert policy.maintenance_limit == 1800
+    believed = int(policy.maintenance_limit / policy.interval)
+    assert cycles == believed + policy.cycles_to_down, cycles
+    entry = next(e for e in await store.failover.history() if e.event.value == "health_down")
+    assert "longer than the 1800s maintenance is believed" in entry.reason
+
+
+async def test_a_421_does_not_outvote_the_other_probes(tmp_path: Path, store: Store) -> None:
+    # SMTP greets 421, but IMAP and every health URL are down: together they reach the outage
+    # threshold without SMTP, so the primary is down after the usual detection time.
+    sink = SmtpSink(tmp_path, extra_args=("-Q", "CONNECT"))
+    sink.start()
+    clock = [1_000_000.0]
+    overrides = {
+        "primary": {"host": "127.0.0.1", "smtp_port": sink.port, "imap_port": free_port()},
+        "monitor": {
+            "https_port": free_port(),
+            "smtp_require_starttls": False,
+            "imap": True,
+            "canary_user": CANARY,
+            "canary_password": "canary-pw",
+        },
+    }
+    monitor = await _monitor_of(tmp_path, store, overrides, clock)
+    try:
+        cycles = await _cycles_until_failed_over(monitor, clock, 20)
+    finally:
+        sink.stop()
+        await monitor._probes.close()  # type: ignore[union-attr]
+    assert cycles == monitor.tracker.policy.cycles_to_down
+    smtp = next(result for result in monitor.last_results if result.name == "smtp")
+    assert smtp.outcome is ProbeOutcome.MAINTENANCE
+    entry = next(e for e in await store.failover.history() if e.event.value == "health_down")
+    assert "the other probes outweigh the SMTP 421" in entry.reason

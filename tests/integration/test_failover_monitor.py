@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from continuity.core.failover import FailoverState
+from continuity.core.health import HealthVerdict
 from continuity.core.probes import ProbeKind, ProbeOutcome, ProbeResult
-from continuity.services.failover_wiring import build_failover
+from continuity.services.failover_wiring import FailoverServices, build_failover
 from continuity.services.monitor import Monitor
 from continuity.store.protocol import Store
 from continuity.store.sqlite import open_sqlite_store
@@ -104,3 +105,46 @@ async def test_hard_outage_fails_over_exactly_once(tmp_path: Path, store: Store)
     entries = [e for e in await store.audit.list(1000) if e.record.action.startswith("failover.")]
     assert [e.record.action for e in entries].count("failover.health_down") == 1
     assert (await store.audit.verify()).ok
+
+
+async def test_a_restart_during_recovery_resumes_the_hold_down(tmp_path: Path, store: Store) -> None:
+    # An outage fails over; the primary comes back; serve is restarted half-way through the
+    # hold-down: the new monitor carries on from the stored streaks instead of starting again.
+    clock = [1_000_000.0]
+    settings = make_settings(tmp_path, primary={"host": "127.0.0.1"}, failover={"mode": "gateway"})
+    policy = settings.monitor.policy()
+    interval = settings.monitor.interval
+    primary = SimulatedPrimary(clock, lambda cycle: cycle <= 10)
+
+    async def monitor_of_a_new_process() -> tuple[Monitor, FailoverServices]:
+        services = build_failover(settings, store, background=False)
+        services.controller._clock = lambda: clock[0]
+        await services.controller.load()
+        monitor = Monitor(
+            store, services.controller, primary, policy, interval=interval, command_poll=0.5, clock=lambda: clock[0]
+        )
+        return monitor, services
+
+    monitor, services = await monitor_of_a_new_process()
+    healthy_cycles = 0
+    while healthy_cycles < 20:
+        await monitor.cycle()
+        clock[0] += interval
+        if primary.cycle > 10:
+            healthy_cycles += 1
+    assert services.controller.record.state is FailoverState.FAILED_OVER
+    await services.close()
+
+    # The restart takes 10 s; the cycle it missed does not count.
+    clock[0] += 10
+    monitor, services = await monitor_of_a_new_process()
+    cycles_after_restart = 0
+    while services.controller.record.state is FailoverState.FAILED_OVER:
+        await monitor.cycle()
+        clock[0] += interval
+        cycles_after_restart += 1
+        assert cycles_after_restart <= policy.cycles_to_up
+    assert monitor.last_assessment is not None and monitor.last_assessment.verdict is HealthVerdict.UP
+    assert cycles_after_restart == policy.cycles_to_up - 20
+    assert services.controller.record.state is FailoverState.RESTORING
+    await services.close()

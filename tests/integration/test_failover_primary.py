@@ -154,7 +154,8 @@ async def test_outage_fails_over_automatically_and_the_hold_down_delays_failback
     assert monitor.cycles - 1 <= len(sentences) <= monitor.cycles  # a cycle may be under way
     assert any("failing over to the standby" in s for s in sentences)
     assert any("FAILED_OVER: standby serves mail" in s for s in sentences)
-    assert any("stable needs 2 over 5s" in s for s in sentences)
+    # hold_down 5 s at an interval of 0.5 s: ten intervals, eleven good cycles.
+    assert any("stable needs 11 over 5s" in s for s in sentences)
 
 
 async def _imap_subjects(primary: PrimaryStandIn, mailbox: str) -> list[str]:

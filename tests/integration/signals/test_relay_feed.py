@@ -18,7 +18,6 @@ from tests.support.messages import make_message, message_id_of
 from tests.support.smtp_sink import SmtpSink
 from tests.support.webhook_receiver import WebhookReceiver
 
-
 RELAY_PASSWORD = "relay-secret-of-the-primary"
 
 

@@ -6,7 +6,7 @@ from continuity.core.failback_guard import failback_refusal
 from continuity.core.health import HealthPolicy, HealthTracker
 from continuity.core.probes import ProbeKind, ProbeOutcome, ProbeResult
 
-POLICY = HealthPolicy(successes_to_up=3, hold_down=600.0)
+POLICY = HealthPolicy(successes_to_up=3, hold_down=600.0, interval=300.0)
 
 
 def _cycle(now: float, up: bool) -> list[ProbeResult]:

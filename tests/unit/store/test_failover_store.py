@@ -8,6 +8,7 @@ import pytest
 
 from continuity.core.failover import FailoverEvent, FailoverRecord, FailoverState, Routing, apply
 from continuity.core.failover_records import CommandStatus
+from continuity.core.health import HealthMemory
 from continuity.core.probes import ProbeKind, ProbeOutcome, ProbeResult
 from continuity.errors import StorageError
 from continuity.store.sqlite import open_sqlite_store
@@ -38,5 +39,19 @@ async def test_state_history_commands_and_probes_survive_reopening(tmp_path: Pat
         assert record == step.record and record.routing is Routing.PRIMARY and record.version == 1
         assert [t.reason for t in await reopened.failover.history()] == ["phish"]
         assert await reopened.failover.latest_probes() == [probe]
+    finally:
+        await reopened.close()
+
+
+async def test_the_health_memory_survives_reopening(tmp_path: Path) -> None:
+    store = await open_sqlite_store(tmp_path / "db.sqlite", tmp_path / "blobs")
+    assert await store.failover.load_health() is None
+    await store.failover.save_health(HealthMemory(0, 0.0, 12, 1000.0, None, 1165.0))
+    memory = HealthMemory(2, 1180.0, 0, 0.0, 1150.0, 1195.0)
+    await store.failover.save_health(memory)
+    await store.close()
+    reopened = await open_sqlite_store(tmp_path / "db.sqlite", tmp_path / "blobs")
+    try:
+        assert await reopened.failover.load_health() == memory
     finally:
         await reopened.close()
