@@ -74,8 +74,8 @@ def reset_totp_command(context: CliContext, address: str, reason: str) -> None:
 
     async def work(store: Store) -> bool:
         await _existing(store, mailbox)
-        had = await store.webmail_auth.totp(mailbox) is not None
-        await store.webmail_auth.disable_totp(mailbox)
+        # Deleting without reading first also works when the secret no longer decrypts (lost key file).
+        had = await store.webmail_auth.disable_totp(mailbox)
         await store.audit.append(AuditRecord.of(_operator(), "webmail.totp_reset", reason, {"mailbox": mailbox}))
         return had
 

@@ -9,6 +9,7 @@ which the appliance must read back, are encrypted with the key file outside the 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,8 @@ from continuity.core.webmail_models import SessionRecord, SessionStage, TotpReco
 from continuity.errors import StorageError
 from continuity.store.secret_keys import KeyRing
 from continuity.store.sqlite_db import SqliteDatabase
+
+log = logging.getLogger("continuity.store")
 
 
 def digest(secret: str) -> str:
@@ -41,14 +44,29 @@ class SqliteWebmailAuthRepository:
         """Use keys from now on and encrypt (or re-encrypt) every TOTP secret not under the first key; blocking.
 
         Runs when the store opens, before anything else writes; returns how many rows changed.
+        A secret no key decrypts (a lost or wrong key file) is left as it is and logged: the
+        appliance still serves mail, and only those users' second step fails until an
+        operator resets it (``continuity webmail reset-totp``).
         """
         self._keys = keys
 
         def work(connection: sqlite3.Connection) -> int:
-            rows = connection.execute("SELECT mailbox, secret FROM webmail_totp").fetchall()
-            changed = [(keys.encrypt(keys.decrypt(str(secret))), str(mailbox)) for mailbox, secret in rows
-                       if not keys.current(str(secret))]  # fmt: skip
+            changed, unreadable = [], []
+            for mailbox, secret in connection.execute("SELECT mailbox, secret FROM webmail_totp").fetchall():
+                if keys.current(str(secret)):
+                    continue
+                try:
+                    changed.append((keys.encrypt(keys.decrypt(str(secret))), str(mailbox)))
+                except StorageError:
+                    unreadable.append(str(mailbox))
             connection.executemany("UPDATE webmail_totp SET secret = ? WHERE mailbox = ?", changed)
+            if unreadable:
+                log.error(
+                    "the TOTP secrets of %d mailbox(es) do not decrypt with the webmail key file (%s): "
+                    "their two-step sign-in fails until 'continuity webmail reset-totp'",
+                    len(unreadable),
+                    ", ".join(unreadable[:5]) + (" ..." if len(unreadable) > 5 else ""),
+                )
             return len(changed)
 
         return self._db.transact_sync(work)
@@ -151,9 +169,11 @@ class SqliteWebmailAuthRepository:
 
         return await self._db.write(work)
 
-    async def disable_totp(self, mailbox: str) -> None:
-        """Remove the second factor."""
-        await self._db.write(lambda c: c.execute("DELETE FROM webmail_totp WHERE mailbox = ?", (mailbox,)))
+    async def disable_totp(self, mailbox: str) -> bool:
+        """Remove the second factor; False when there was none."""
+        return await self._db.write(
+            lambda c: c.execute("DELETE FROM webmail_totp WHERE mailbox = ?", (mailbox,)).rowcount > 0
+        )
 
     async def create_activation(self, token: str, mailbox: str, lifetime: float) -> None:
         """Store a one-time activation token (earlier unused ones of mailbox stop working)."""

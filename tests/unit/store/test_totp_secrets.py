@@ -78,13 +78,31 @@ async def test_clear_rows_are_encrypted_on_open_and_keys_rotate(tmp_path: Path) 
         await store.close()
 
 
-async def test_a_wrong_key_file_refuses_to_open(tmp_path: Path) -> None:
+async def test_a_wrong_key_file_still_opens_and_says_which_secrets_are_unreadable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = await _open(tmp_path)
     await store.mailboxes.upsert(build_mailbox("alice@example.com", "Alice", domains=["example.com"]))
     await store.webmail_auth.start_totp("alice@example.com", SECRET)
     await store.close()
-    with pytest.raises(StorageError, match="does not decrypt"):
-        await _open(tmp_path, tmp_path / "other.key")
+    stored = _stored(tmp_path / "db.sqlite")
+    # A lost key file: the appliance still opens (it must serve mail); that secret cannot be used.
+    store = await _open(tmp_path, tmp_path / "other.key")
+    try:
+        assert "do not decrypt with the webmail key file (alice@example.com)" in caplog.text
+        with pytest.raises(StorageError, match="does not decrypt"):
+            await store.webmail_auth.totp("alice@example.com")
+        await store.webmail_auth.disable_totp("alice@example.com")  # what reset-totp does
+        assert await store.webmail_auth.totp("alice@example.com") is None
+    finally:
+        await store.close()
+    assert _stored_or_none(tmp_path / "db.sqlite") is None and stored.startswith("fernet:")
     (tmp_path / "bad.key").write_text("not a key\n")
     with pytest.raises(StorageError, match="not a Fernet key"):
         await _open(tmp_path, tmp_path / "bad.key")
+
+
+def _stored_or_none(database: Path) -> str | None:
+    with sqlite3.connect(database) as connection:
+        row = connection.execute("SELECT secret FROM webmail_totp").fetchone()
+    return None if row is None else str(row[0])
