@@ -53,6 +53,8 @@ def _order(context: CliContext, event: FailoverEvent, note: str, done: str) -> N
         )
     if command.status is CommandStatus.REJECTED:
         fail(f"refused: {command.result}.", EXIT_FAILED)
+    if command.status is CommandStatus.FAILED:
+        fail(f"{done}, but switching mail failed; the state is now {command.result}.", EXIT_FAILED)
     click.echo(f"{done}; the state is now {command.result}.")
 
 

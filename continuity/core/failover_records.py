@@ -28,6 +28,8 @@ class CommandStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
     REJECTED = "rejected"
+    # Carried out, but the switch it started failed (refused, or not verified everywhere): see the result.
+    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,7 +254,12 @@ class FailoverController:
                 log.warning("operator command %s by %s rejected: %s", command.event.value, command.actor, exc)
                 continue
             await self._act(step.actions)
+            if command.event is FailoverEvent.OPERATOR_FAILBACK and self.record.state is FailoverState.RESTORING:
+                # With nothing to replay, the switch back follows at once: its outcome is the order's.
+                await self.reconcile()
             after = self.record
             result = after.state.value + (f" (last switch error: {after.last_error})" if after.last_error else "")
-            await self._store.failover.finish(command.id, CommandStatus.DONE, result)
+            # A switch error in the record now is this order's: entering a state clears the previous one.
+            status = CommandStatus.FAILED if after.last_error else CommandStatus.DONE
+            await self._store.failover.finish(command.id, status, result)
         return len(commands)

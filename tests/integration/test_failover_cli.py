@@ -46,8 +46,13 @@ def test_orders_without_a_server_are_carried_out_by_the_command(tmp_path: Path) 
     server = ServeProcess(tmp_path)
     fresh = server.cli("status").stdout
     assert "State:        NORMAL since install (no transition yet)" in fresh and "1970" not in fresh
-    done = server.cli("failover", "--reason", "compromise", "--note", "mail rule exfiltrating")
-    assert done.stdout.startswith("Failover (compromise) carried out; the state is now COMPROMISED")
+    # The compromise is declared, but no switcher is configured: mail still goes to the primary (exit 1).
+    done = server.cli("failover", "--reason", "compromise", "--note", "mail rule exfiltrating", check=False)
+    assert done.returncode == 1 and done.stdout == ""
+    assert (
+        "continuity: Failover (compromise) carried out, but switching mail failed; the state is now COMPROMISED "
+        "(last switch error: no switcher is configured"
+    ) in done.stderr, done.stderr
     missing = server.cli("failover", "--note", "x", check=False)
     assert missing.returncode == 2 and "--reason" in missing.stderr
     probe = server.cli("probe", check=False)

@@ -8,6 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import dns.query
+import dns.rcode
+import dns.tsigkeyring
+import dns.update
 import pytest
 import tomli_w
 
@@ -189,3 +193,50 @@ def test_dns_check_passes_with_the_key_and_fails_without(tmp_path: Path, bind: B
     assert bad.returncode == 1
     assert "refused our TSIG key" in bad.stdout and "60s (at most 30s wanted)" in bad.stdout
     assert bind.query("_continuity-check.example.com", "TXT") == []
+
+
+def test_cli_orders_exit_1_when_the_switch_is_refused(tmp_path: Path, bind: BindServer, key: TsigKey) -> None:
+    # docs/operations.md: exit 1 when the operation failed or partly failed. The CLI carries the
+    # orders out itself (no server runs); BIND refuses the guarded update with NXRRSET.
+    config = tmp_path / "continuity.toml"
+    data: dict[str, Any] = {
+        "data_dir": str(tmp_path / "data"),
+        "domains": ["example.com"],
+        "dns": _dns(bind, key),
+        # No probes run here: an operator's failback may go ahead only with an explicit zero hold-down.
+        "monitor": {"hold_down": 0},
+    }
+    config.write_text(tomli_w.dumps(data))
+    elsewhere = "20 elsewhere.example.org."
+
+    def someone_points_the_mx_at(records: list[str]) -> None:
+        current = bind.query("example.com", "MX")
+        update = dns.update.UpdateMessage("example.com", keyring=dns.tsigkeyring.from_text({key.name: key.secret}))
+        update.replace("example.com.", 60, "MX", *records)
+        response = dns.query.tcp(update, "127.0.0.1", port=bind.port, timeout=5)
+        assert response.rcode() == dns.rcode.NOERROR, current
+
+    someone_points_the_mx_at([elsewhere])
+    refused = _cli(config, "failover", "--reason", "outage", "--note", "exchange down")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "Failover (outage) carried out, but switching mail failed; the state is now FAILING_OVER" in refused.stderr
+    assert "prerequisite failed (NXRRSET)" in refused.stderr and refused.stdout == ""
+    assert bind.query("example.com", "MX") == [elsewhere]
+
+    # Put the zone back: the next order completes the switch (the state is still FAILING_OVER, so resume it
+    # through a pause) and exits 0.
+    someone_points_the_mx_at([PRIMARY_MX])
+    assert _cli(config, "pause", "--note", "fixing the zone").returncode == 0
+    resumed = _cli(config, "resume", "--note", "zone fixed")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip() == "Resumed; the state is now FAILED_OVER."
+    assert bind.query("example.com", "MX") == [STANDBY_MX]
+
+    # The failback: nothing waits for replay, so the switch back follows at once, and is refused.
+    someone_points_the_mx_at([elsewhere])
+    failback = _cli(config, "failback", "--note", "exchange back")
+    assert failback.returncode == 1, failback.stdout + failback.stderr
+    assert "Failback started, but switching mail failed; the state is now FAILING_BACK" in failback.stderr
+    assert "prerequisite failed (NXRRSET)" in failback.stderr
+    status = _cli(config, "status", "--json")
+    assert '"state": "FAILING_BACK"' in status.stdout
