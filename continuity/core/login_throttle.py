@@ -107,6 +107,11 @@ def second_factor_key(address: str) -> str:
     return f"totp:{address.lower()}"
 
 
+def reauth_key(address: str) -> str:
+    """The failure counter key of the password a signed-in user types again (settings)."""
+    return f"reauth:{address.lower()}"
+
+
 def device_key(device_id: str) -> str:
     """The failure counter key of a browser that signed in before."""
     return f"device:{device_id}"

@@ -14,7 +14,7 @@ import pytest
 
 from continuity.services.app import Running
 from continuity.store.sqlite import SqliteStore
-from tests.support.webmail import WebmailClient, webmail_appliance
+from tests.support.webmail import PASSWORD, WebmailClient, webmail_appliance
 
 
 @pytest.fixture
@@ -170,3 +170,21 @@ async def test_the_hard_lock_is_gone_after_the_first_delay(wm: Running, client: 
     # A correct sign-in forgets the account's failures.
     counted = await wm.store.webmail_auth.failure_counts("account:alice@example.com", "ip:127.0.0.1", 0)
     assert counted.account == 0
+
+
+async def test_a_session_cannot_guess_the_password_in_the_settings(client: WebmailClient, wm: Running) -> None:
+    assert (await client.login()).headers["location"] == "/mail"
+    await client.get("/settings")
+    change = {"current": "wrong password!", "new": "a new password 123", "again": "a new password 123"}
+    for _ in range(3):
+        assert (await client.post("/settings/password", change)).status_code == 400
+    right = await client.post("/settings/password", {**change, "current": PASSWORD})
+    assert right.status_code == 429 and "Try again in 15 seconds" in right.text
+    # Sign-in is not slowed down by it: it is counted apart.
+    other = WebmailClient(wm)
+    try:
+        assert (await other.login()).headers["location"] == "/mail"
+    finally:
+        await other.close()
+    await _age_failures(wm, 16)
+    assert (await client.post("/settings/password", {**change, "current": PASSWORD})).status_code == 303

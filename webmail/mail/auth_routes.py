@@ -19,7 +19,7 @@ from continuity.core.login_throttle import KeyFailures, Throttled, ThrottlePolic
 from continuity.core.webmail_models import SessionStage
 from continuity.passwords import check_password_policy, hash_password
 from webmail.mail.services import WebmailServices
-from webmail.mail.signin import Refused, check_code, check_password
+from webmail.mail.signin import Refused, check_code, check_password, throttle_policy
 from webmail.mail.web import client_address, error_page, form_text, pre_session, redirect, render, services_of
 from webmail.security.devices import Device
 from webmail.security.logsafe import typed_address
@@ -47,13 +47,7 @@ def _activation_throttle(found: list[KeyFailures], window: float, now: float) ->
 
 
 def _policy(services: WebmailServices) -> ThrottlePolicy:
-    settings = services.settings.webmail
-    return ThrottlePolicy(
-        max_per_account=settings.max_failures_per_account,
-        max_per_ip=settings.max_failures_per_ip,
-        memory_seconds=settings.failure_memory_hours * 3600.0,
-        longest_delay=settings.throttle_minutes * 60.0,
-    )
+    return throttle_policy(services.settings)
 
 
 def _device(request: Request[Any, Any, Any], services: WebmailServices) -> Device | None:

@@ -7,7 +7,8 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 
-from continuity.passwords import check_password_policy, hash_password, verify_password
+from continuity.passwords import check_password_policy, hash_password
+from webmail.mail.signin import Refused, check_current_password, throttle_policy
 from webmail.mail.web import ServicesDep, UserDep, client_address, form_text, redirect, render_page
 from webmail.security.totp import matching_step, new_secret, provisioning_uri, qr_svg
 
@@ -61,19 +62,21 @@ async def totp_confirm(request: Request[Any, Any, Any], user: UserDep, services:
     return redirect("/settings?notice=totp_on")
 
 
-async def _password_ok(services: ServicesDep, user: UserDep, password: str) -> bool:
-    mailbox = await services.store.mailboxes.get(user.mailbox)
-    if mailbox is None or not mailbox.password_hash:
-        return False
-    return await asyncio.to_thread(verify_password, mailbox.password_hash, password)
+async def _password_refused(
+    request: Request[Any, Any, Any], services: ServicesDep, user: UserDep, password: str
+) -> Refused | None:
+    return await check_current_password(
+        services.store, throttle_policy(services.settings), user.mailbox, password, client_address(request)
+    )
 
 
 @post("/settings/totp/disable")
 async def totp_disable(request: Request[Any, Any, Any], user: UserDep, services: ServicesDep) -> Response[Any]:
     """Turn two-step sign-in off (needs the password)."""
     form = await request.form()
-    if not await _password_ok(services, user, form_text(form, "password", 1024)):
-        return await _page(request, user, services, "The password is not right.", 400)
+    refused = await _password_refused(request, services, user, form_text(form, "password", 1024))
+    if refused is not None:
+        return await _page(request, user, services, refused.message, refused.status)
     await services.store.webmail_auth.disable_totp(user.mailbox)
     await services.audit(user.mailbox, "webmail.totp_off", "two-step sign-in turned off", client_address(request))
     return redirect("/settings?notice=totp_off")
@@ -83,8 +86,10 @@ async def totp_disable(request: Request[Any, Any, Any], user: UserDep, services:
 async def change_password(request: Request[Any, Any, Any], user: UserDep, services: ServicesDep) -> Response[Any]:
     """Change the password; every other session of the account ends."""
     form = await request.form()
-    if not await _password_ok(services, user, form_text(form, "current", 1024)):
-        return await _page(request, user, services, "The current password is not right.", 400)
+    refused = await _password_refused(request, services, user, form_text(form, "current", 1024))
+    if refused is not None:
+        message = "The current password is not right." if refused.status == 400 else refused.message
+        return await _page(request, user, services, message, refused.status)
     new, again = form_text(form, "new", 1024), form_text(form, "again", 1024)
     try:
         check_password_policy(new)

@@ -12,6 +12,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from continuity.config.settings import Settings
 from continuity.core.addresses import normalize_address
 from continuity.core.login_throttle import (
     Attempt,
@@ -22,6 +23,7 @@ from continuity.core.login_throttle import (
     decide,
     device_key,
     ip_key,
+    reauth_key,
     second_factor_key,
 )
 from continuity.passwords import hash_password, verify_password
@@ -49,6 +51,17 @@ class Refused:
 
     message: str
     status: int
+
+
+def throttle_policy(settings: Settings) -> ThrottlePolicy:
+    """The login throttle's policy from the [webmail] settings."""
+    webmail = settings.webmail
+    return ThrottlePolicy(
+        max_per_account=webmail.max_failures_per_account,
+        max_per_ip=webmail.max_failures_per_ip,
+        memory_seconds=webmail.failure_memory_hours * 3600.0,
+        longest_delay=webmail.throttle_minutes * 60.0,
+    )
 
 
 async def _begin(store: Store, policy: ThrottlePolicy, limits: tuple[Limit, ...]) -> Attempt:
@@ -108,4 +121,29 @@ async def check_code(store: Store, policy: ThrottlePolicy, mailbox: str, code: s
         return Refused(WRONG_CODE, 401)
     await store.webmail_auth.forget_attempt(attempt.recorded)
     await store.webmail_auth.clear_failures(second_factor_key(mailbox))
+    return None
+
+
+async def check_current_password(
+    store: Store, policy: ThrottlePolicy, mailbox: str, password: str, client: str
+) -> Refused | None:
+    """Check the password a signed-in user types to change a setting; None when it is right.
+
+    Throttled like sign-in, under its own key, so a stolen session cannot be used to guess
+    the password at Argon2id's cost without limit.
+    """
+    limits = (
+        Limit(ThrottleScope.ACCOUNT, reauth_key(mailbox), policy.max_per_account),
+        Limit(ThrottleScope.IP, ip_key(client), policy.max_per_ip),
+    )
+    attempt = await _begin(store, policy, limits)
+    if attempt.throttled is not None:
+        return Refused(attempt.throttled.message, 429)
+    record = await store.mailboxes.get(mailbox)
+    if record is None or not record.password_hash:
+        return Refused("The password is not right.", 400)
+    if not await asyncio.to_thread(verify_password, record.password_hash, password):
+        return Refused("The password is not right.", 400)
+    await store.webmail_auth.forget_attempt(attempt.recorded)
+    await store.webmail_auth.clear_failures(reauth_key(mailbox))
     return None
