@@ -175,7 +175,11 @@ async def test_the_hard_lock_is_gone_after_the_first_delay(wm: Running, client: 
 async def test_a_session_cannot_guess_the_password_in_the_settings(client: WebmailClient, wm: Running) -> None:
     assert (await client.login()).headers["location"] == "/mail"
     await client.get("/settings")
-    change = {"current": "wrong password!", "new": "a new password 123", "again": "a new password 123"}
+    change: dict[str, object] = {
+        "current": "wrong password!",
+        "new": "a new password 123",
+        "again": "a new password 123",
+    }
     for _ in range(3):
         assert (await client.post("/settings/password", change)).status_code == 400
     right = await client.post("/settings/password", {**change, "current": PASSWORD})
