@@ -7,6 +7,12 @@ nothing changes. A switch to where the records already point is a success withou
 update (so a retry after a crash is safe). Each update is retried with backoff; then
 every authoritative server of the zone (its NS records) is queried until all serve the
 new RRset.
+The queries that read and verify the records are signed with the same TSIG key and sent
+over TCP (``[dns] verify_signing``), so an answer forged on the path cannot make a switch
+look done: a server that does not take the key (a secondary or a provider's server
+without it) is queried unsigned, with a warning once per server, unless signing is
+required. A server that has answered signed once is never asked unsigned again by the
+same updater (a stripped signature is an error, not a reason to downgrade).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
-from continuity.config.dns import DnsSettings
+from continuity.config.dns import DnsSettings, VerifySigning
 from continuity.config.types import parse_host_port
 from continuity.errors import ConfigError
 
@@ -49,6 +55,17 @@ _KEY_FILE = re.compile(
 
 class DnsUpdateError(Exception):
     """An update or a verification failed; the message says which domain, what and why."""
+
+
+class _SigningRefusedError(Exception):
+    """A server did not answer a TSIG-signed query over TCP (it does not know the key, ignores TSIG, or no TCP).
+
+    ``lasting`` is False for a timeout, which may pass: only that query goes unsigned.
+    """
+
+    def __init__(self, message: str, *, lasting: bool = True) -> None:
+        super().__init__(message)
+        self.lasting = lasting
 
 
 class DnsVerifyError(DnsUpdateError):
@@ -137,15 +154,81 @@ class MxUpdater:
         self._settings = settings
         self._credentials = credentials
         self._server, self._port = settings.server_address
+        # Servers (host:port) that answered a signed query, and those that would not take the key.
+        self._signed: set[str] = set()
+        self._unsigned: set[str] = set()
+        self._warned: set[str] = set()
+
+    @property
+    def unsigned_servers(self) -> tuple[str, ...]:
+        """The servers (host:port) read with unsigned queries so far, because they would not take the key."""
+        return tuple(sorted(self._warned - self._signed))
 
     def zone_of(self, domain: str) -> dns.name.Name:
         """The zone a domain's MX lives in (the domain itself unless [dns] zones says otherwise)."""
         return dns.name.from_text(self._settings.zones.get(domain, domain))
 
     async def query(self, name: str, rdtype: str, where: str, port: int) -> dns.message.Message:
-        """A non-recursive query to one server (TCP when the UDP answer is truncated)."""
+        """A non-recursive query to one server: TSIG-signed over TCP where it takes the key (see the module)."""
+        server = host_port(where, port)
+        mode = self._settings.verify_signing
+        if mode is not VerifySigning.OFF and server not in self._unsigned:
+            try:
+                response = await self._signed_query(name, rdtype, where, port)
+            except _SigningRefusedError as exc:
+                if mode is VerifySigning.REQUIRE or server in self._signed:
+                    raise DnsUpdateError(
+                        f"{server} did not answer {name} {rdtype} signed with TSIG key '{self._credentials.name}': "
+                        f"{exc}" + ("" if mode is VerifySigning.REQUIRE else " (it did before)")
+                    ) from exc
+                if server not in self._warned:
+                    self._warned.add(server)
+                    log.warning(
+                        "DNS server %s does not answer queries signed with TSIG key '%s' over TCP (%s); reading %s "
+                        "there with unsigned UDP queries, which anyone on the path could forge",
+                        server,
+                        self._credentials.name,
+                        exc,
+                        name,
+                    )
+                if exc.lasting:
+                    self._unsigned.add(server)
+            else:
+                self._signed.add(server)
+                return response
+        return await self._unsigned_query(name, rdtype, where, port)
+
+    def _request(self, name: str, rdtype: str) -> dns.message.QueryMessage:
         request = dns.message.make_query(name, rdtype)
         request.flags &= ~dns.flags.RD
+        return request
+
+    async def _signed_query(self, name: str, rdtype: str, where: str, port: int) -> dns.message.Message:
+        credentials = self._credentials
+        request = self._request(name, rdtype)
+        request.use_tsig(credentials.keyring(), keyname=credentials.name, algorithm=credentials.algorithm)
+        try:
+            return await dns.asyncquery.tcp(request, where, timeout=self._settings.query_timeout, port=port)
+        except dns.tsig.PeerError as exc:
+            # The server answered, unsigned, that it does not know or accept our key (BADKEY, BADSIG, BADTIME).
+            raise _SigningRefusedError(_describe(exc)) from exc
+        except dns.exception.FormError as exc:
+            # An unsigned answer to a signed query: the server ignores TSIG on queries.
+            raise _SigningRefusedError(_describe(exc)) from exc
+        except OSError as exc:
+            # No TCP (a firewall that lets only UDP through).
+            raise _SigningRefusedError(f"no TCP: {_describe(exc)}") from exc
+        except dns.exception.Timeout as exc:
+            # TCP dropped on the way, or the server is busy: this query only.
+            raise _SigningRefusedError(f"no answer over TCP: {_describe(exc)}", lasting=False) from exc
+        except dns.exception.DNSException as exc:
+            # An answer whose signature does not verify (forged?): nothing to fall back on.
+            raise DnsUpdateError(
+                f"no answer from {host_port(where, port)} for {name} {rdtype}: {_describe(exc)}"
+            ) from exc
+
+    async def _unsigned_query(self, name: str, rdtype: str, where: str, port: int) -> dns.message.Message:
+        request = self._request(name, rdtype)
         timeout = self._settings.query_timeout
         try:
             response = await dns.asyncquery.udp(request, where, timeout=timeout, port=port)

@@ -22,6 +22,17 @@ class TsigAlgorithm(StrEnum):
     HMAC_SHA1 = "hmac-sha1"
 
 
+class VerifySigning(StrEnum):
+    """Whether the queries that read and verify the MX records are signed with the TSIG key."""
+
+    # Signed, over TCP; a server that does not take the key is queried unsigned (UDP), with a warning.
+    PREFER = "prefer"
+    # Signed, over TCP; a server that does not take the key counts as not serving the new MX.
+    REQUIRE = "require"
+    # Unsigned UDP (TCP when truncated), as before.
+    OFF = "off"
+
+
 class DnsSettings(BaseModel):
     """Where to send updates, with which key, and what the MX records are on each side."""
 
@@ -57,6 +68,12 @@ class DnsSettings(BaseModel):
     )
     verify_timeout: float = Field(
         default=60.0, gt=0, description="Seconds to wait until every authoritative server serves the new MX."
+    )
+    verify_signing: VerifySigning = Field(
+        default=VerifySigning.PREFER,
+        description="Sign the queries that read and verify the MX (update server and every authoritative server) "
+        "with the TSIG key, over TCP: prefer (unsigned with a warning where a server does not take the key), "
+        "require, or off.",
     )
     attempts: int = Field(default=3, ge=1, description="UPDATE attempts per switch, with backoff between them.")
     query_timeout: float = Field(default=3.0, gt=0, description="Seconds per DNS query or UPDATE.")

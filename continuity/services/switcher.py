@@ -94,6 +94,8 @@ class DnsSwitcher:
             "domains": [item.evidence() for item in done],
             "unverified": unverified,
             "failed": failed,
+            # Servers that would not answer queries signed with the TSIG key: their answers were not authenticated.
+            "read_unsigned": list(self._updater.unsigned_servers),
         }
         if failed:
             switched = ", ".join(item.domain for item in done) or "none"

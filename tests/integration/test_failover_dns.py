@@ -240,3 +240,42 @@ def test_cli_orders_exit_1_when_the_switch_is_refused(tmp_path: Path, bind: Bind
     assert "prerequisite failed (NXRRSET)" in failback.stderr
     status = _cli(config, "status", "--json")
     assert '"state": "FAILING_BACK"' in status.stdout
+
+
+async def test_the_mx_is_read_and_verified_with_signed_queries(tmp_path: Path, key: TsigKey, store: Store) -> None:
+    # This server answers only queries signed with the key: unsigned UDP reads are refused, so
+    # the switch completes only if every read before and after the update is signed.
+    zones = {"example.com": zone_text("example.com", RECORDS, ttl=60)}
+    bind = BindServer(tmp_path / "bind-signed", zones, key, allow_query=[f'key "{key.name}"'])
+    bind.start()
+    try:
+        assert bind.query("example.com", "MX") == []  # refused unsigned
+        services = await _services(_settings(tmp_path, _dns(bind, key)), store)
+        await services.controller.fire(FailoverEvent.OPERATOR_FAILOVER, actor="test", reason="exchange down")
+        record = services.controller.record
+        assert record.state is FailoverState.FAILED_OVER, record.last_error
+        switched = next(e for e in await store.audit.list() if e.record.action == "failover.switch_succeeded")
+        evidence = switched.details["evidence"]
+        assert evidence["read_unsigned"] == []  # type: ignore[index]
+        assert evidence["domains"][0]["verified_on"] == [f"127.0.0.1:{bind.port}"]  # type: ignore[index]
+        assert evidence["domains"][0]["after"] == [STANDBY_MX]  # type: ignore[index]
+    finally:
+        bind.stop()
+
+
+async def test_signed_reads_can_be_required(tmp_path: Path, bind: BindServer, key: TsigKey, store: Store) -> None:
+    # A server that does not know the key: with verify_signing = "require" the switch is not verified.
+    other = TsigKey("another-key", TsigKey.generate().secret)
+    zones = {"example.com": zone_text("example.com", RECORDS, ttl=60)}
+    keyless = BindServer(tmp_path / "bind-keyless", zones, other)
+    keyless.start()
+    try:
+        settings = _settings(tmp_path, _dns(keyless, key, verify_signing="require", attempts=1))
+        services = await _services(settings, store)
+        await services.controller.fire(FailoverEvent.OPERATOR_FAILOVER, actor="test", reason="exchange down")
+        record = services.controller.record
+        assert record.state is FailoverState.FAILING_OVER
+        assert "did not answer example.com MX signed with TSIG key" in record.last_error
+        assert "PeerBadKey" in record.last_error
+    finally:
+        keyless.stop()

@@ -100,8 +100,9 @@ def _record(services: FailoverServices) -> FailoverRecord:
 
 
 async def test_failover_and_failback_are_verified_on_the_primary_and_the_secondary(
-    tmp_path: Path, pair: tuple[BindServer, BindServer], key: TsigKey, store: Store
+    tmp_path: Path, pair: tuple[BindServer, BindServer], key: TsigKey, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="continuity.dns")
     primary, secondary = pair
     both = [f"127.0.0.1:{primary.port}", f"[::1]:{primary.port}"]
     assert _served(primary, secondary) == [[PRIMARY_MX], [PRIMARY_MX]]
@@ -118,6 +119,10 @@ async def test_failover_and_failback_are_verified_on_the_primary_and_the_seconda
     (domain,) = switched["evidence"]["domains"]
     assert domain["verified_on"] == both and domain["updated"] is True
     assert switched["evidence"]["unverified"] == [] and switched["evidence"]["failed"] == {}
+    # The primary takes the TSIG key and answers signed; the secondary has no key: read unsigned, said once.
+    assert switched["evidence"]["read_unsigned"] == [f"[::1]:{primary.port}"]
+    warnings = [r.getMessage() for r in caplog.records if "does not answer queries signed" in r.getMessage()]
+    assert len(warnings) == 1 and f"[::1]:{primary.port}" in warnings[0] and "PeerBadKey" in warnings[0]
 
     await controller.fire(FailoverEvent.OPERATOR_FAILBACK, actor="test", reason="exchange back")
     assert "replay complete" in await controller.reconcile()

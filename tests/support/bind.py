@@ -96,7 +96,9 @@ class BindServer:
     the zones are secondary zones transferred from it; their texts are the secondary's
     starting copy (as if transferred earlier), or "" to transfer at start. ``notify``
     lists the secondaries' addresses (on the same port) to NOTIFY of every change, and
-    ``allow_transfer`` who may transfer the zones (None: BIND's default).
+    ``allow_transfer`` who may transfer the zones (None: BIND's default), and ``allow_query``
+    who may query them (BIND's address match list, e.g. ``['key "name"']`` for signed queries only;
+    None: anyone).
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class BindServer:
         primary: str | None = None,
         notify: Sequence[str] = (),
         allow_transfer: Sequence[str] | None = None,
+        allow_query: Sequence[str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.zones = zones
@@ -119,6 +122,7 @@ class BindServer:
         self.primary = primary
         self.notify = tuple(notify)
         self.allow_transfer = None if allow_transfer is None else tuple(allow_transfer)
+        self.allow_query = ("any",) if allow_query is None else tuple(allow_query)
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "named.log"
 
@@ -160,7 +164,8 @@ class BindServer:
         return (
             f'options {{ directory "{self.workdir}"; pid-file "{self.workdir / "named.pid"}";\n'
             f"  {listen}\n"
-            "  recursion no; dnssec-validation no; allow-query { any; }; notify no;\n"
+            "  recursion no; dnssec-validation no; notify no;\n"
+            f"  allow-query {{ {' '.join(f'{item};' for item in self.allow_query)} }};\n"
             + timers
             + f'  session-keyfile "{self.workdir / "session.key"}"; }};\n'
             "controls { };\n" + key + zones
