@@ -1,7 +1,8 @@
 """The SMTP probe of the primary (aiosmtplib): 220 banner, EHLO, STARTTLS, certificate expiry, optional canary RCPT.
 
-A ``421`` at any step means the primary announces maintenance, which the health policy
-does not count as an outage.
+A ``421`` at any step means the primary announces maintenance. It comes in plaintext,
+before any certificate is seen, so the health policy (continuity.core.health) believes it
+only for ``[monitor] maintenance_limit`` and never against the other probes.
 """
 
 from __future__ import annotations
