@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -255,10 +256,10 @@ async def test_the_mx_is_read_and_verified_with_signed_queries(tmp_path: Path, k
         record = services.controller.record
         assert record.state is FailoverState.FAILED_OVER, record.last_error
         switched = next(e for e in await store.audit.list() if e.record.action == "failover.switch_succeeded")
-        evidence = switched.details["evidence"]
-        assert evidence["read_unsigned"] == []  # type: ignore[index]
-        assert evidence["domains"][0]["verified_on"] == [f"127.0.0.1:{bind.port}"]  # type: ignore[index]
-        assert evidence["domains"][0]["after"] == [STANDBY_MX]  # type: ignore[index]
+        evidence: Any = json.loads(switched.record.details_json)["evidence"]
+        assert evidence["read_unsigned"] == []
+        assert evidence["domains"][0]["verified_on"] == [f"127.0.0.1:{bind.port}"]
+        assert evidence["domains"][0]["after"] == [STANDBY_MX]
     finally:
         bind.stop()
 
