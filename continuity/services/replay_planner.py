@@ -34,7 +34,7 @@ from continuity.store.protocol import Store
 
 log = logging.getLogger("continuity.replay")
 
-_BATCH = 500
+_BATCH = 2000  # standby copies looked at per planning batch
 COMPROMISE_REASON = "came from the primary while it was compromised: held for review"
 
 

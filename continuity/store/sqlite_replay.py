@@ -73,9 +73,12 @@ class SqliteReplayRepository(SqliteReplayPlanning):
 
     async def changed_after_delivery(self, limit: int) -> list[JournalItem]:
         def work(connection: sqlite3.Connection) -> list[JournalItem]:
+            # From the copies the webmail changed (a small partial index), not from every delivered item.
             rows = connection.execute(
-                f"SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE ri.state = ? AND ri.channel = ?"
-                " AND mm.changed_at > ri.delivered_at ORDER BY ri.id LIMIT ?",
+                f"SELECT {ITEM_COLUMNS} {ITEM_FROM} WHERE ri.id IN (SELECT changed.id FROM mailbox_messages c"
+                " CROSS JOIN replay_items changed ON changed.queue_id = c.queue_id AND changed.mailbox = c.mailbox"
+                " WHERE c.changed_at > 0 AND changed.state = ? AND changed.channel = ?"
+                " AND c.changed_at > changed.delivered_at) ORDER BY ri.id LIMIT ?",
                 (ItemState.DELIVERED.value, Channel.IMAP.value, limit),
             )
             return [item_from(row) for row in rows]

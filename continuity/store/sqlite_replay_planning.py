@@ -105,9 +105,11 @@ class SqliteReplayPlanning(SqliteReplayRuns):
             if row[0] is None:
                 return [], after_row_id
             last = int(row[0])
+            # CROSS JOIN makes SQLite walk the window of copies by id and look each message up: joined
+            # the other way it would start from every queued message, a scan of the spool per batch.
             rows = connection.execute(
-                f"SELECT {_CANDIDATE_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.queue_id = mm.queue_id"
-                f" WHERE mm.id > ? AND mm.id <= ? AND {_UNPLANNED} ORDER BY mm.id",
+                f"SELECT {_CANDIDATE_COLUMNS} FROM mailbox_messages mm CROSS JOIN messages m"
+                f" ON m.queue_id = mm.queue_id WHERE mm.id > ? AND mm.id <= ? AND {_UNPLANNED} ORDER BY mm.id",
                 (after_row_id, last, MessageState.QUEUED.value),
             )
             return [_candidate(r) for r in rows], last

@@ -198,8 +198,10 @@ class SqliteReplayRuns:
                 " ri.placed_folder, ri.folder, ri.flags, ri.placed_flags, ri.attempts, ri.detail, ri.delivered_at,"
                 " m.subject, m.sender, m.received_at"
                 " FROM replay_items ri JOIN messages m ON m.queue_id = ri.queue_id"
-                " WHERE ri.run_id = ? AND ri.id > ? ORDER BY ri.id LIMIT ?",
-                (run_id, after_item_id, limit),
+                # By the primary key from the last page ("+" keeps SQLite off the run's index, which
+                # would read and sort the whole run for every page).
+                " WHERE ri.id > ? AND +ri.run_id = ? ORDER BY ri.id LIMIT ?",
+                (after_item_id, run_id, limit),
             )
             return [(int(r[0]), manifest_row(r[1:])) for r in rows]
 

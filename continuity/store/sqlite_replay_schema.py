@@ -8,6 +8,7 @@ these migrations are registered after the core and webmail ones.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 
@@ -60,11 +61,12 @@ CREATE INDEX replay_items_due ON replay_items (channel, state, mailbox, next_att
 CREATE INDEX replay_items_by_run ON replay_items (run_id, state);
 """,
     # Planning walks the standby copies by id from a cursor kept with the run; settling and
-    # the reconciliation find a message's copies by queue id; the manifest pages by item id.
+    # the reconciliation find a message's copies by queue id; the resync looks only at the
+    # copies the webmail changed, not at every delivered item.
     """
 ALTER TABLE replay_runs ADD COLUMN planned_through INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX mailbox_messages_by_queue_id ON mailbox_messages (queue_id);
-CREATE INDEX replay_items_by_run_and_id ON replay_items (run_id, id);
+CREATE INDEX mailbox_messages_changed ON mailbox_messages (changed_at) WHERE changed_at > 0;
 """,
 )
 
@@ -112,6 +114,7 @@ def run_from(row: tuple[object, ...]) -> ReplayRun:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_folder(folder: tuple[str, ...]) -> str:
     """The stored form of a folder path."""
     return json.dumps(list(folder), ensure_ascii=False)

@@ -245,8 +245,8 @@ async def test_outage_webmail_restoration_failback(
         summary = lines[-1]
         assert summary["totals"]["delivered"] == len(expected) + 1 and summary["totals"]["held"] == 1
         assert summary["verification"]["duplicates"] == []
-        alice = [line for line in lines if line["type"] == "message" and line["mailbox"] == "alice@example.com"]
-        outcomes = {m["message_id"]: m["outcome"] for m in alice}
+        for_alice = [line for line in lines if line["type"] == "message" and line["mailbox"] == "alice@example.com"]
+        outcomes = {m["message_id"]: m["outcome"] for m in for_alice}
         assert outcomes[str(evil["Message-ID"])] == "held"
         assert [entry.record.action for entry in entries].count("replay.hold") == 1
         assert (await running.store.audit.verify()).ok
