@@ -91,6 +91,15 @@ class ReplaySettings(BaseModel):
     rate: float = Field(default=50.0, ge=0, description="Most messages per second (0: no limit).")
     batch: int = Field(default=50, ge=1, le=1000, description="Messages claimed per mailbox at once.")
     timeout: float = Field(default=60.0, gt=0, description="Seconds each IMAP or SMTP step may take.")
+    plan_batch: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description=(
+            "Standby copies the planner looks at per batch (one transaction each); delivery starts with the first "
+            "batch while the rest is planned."
+        ),
+    )
     filter_processes: int = Field(
         default=1,
         ge=0,

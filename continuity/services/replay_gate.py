@@ -33,7 +33,13 @@ COMPROMISE_FINDING = "replay.from_compromised_primary"
 LOOK_AHEAD = 8  # messages of a batch judged ahead of the one being delivered
 READ_AHEAD = 32  # messages whose bodies are read together (read_ahead)
 _READ_AHEAD_BYTES = 2 << 20  # at most this much read in one go (but always one body)
-_BODY_CACHE_BYTES = 64 << 20  # bodies kept in memory for their decisions and deliveries
+# Bodies kept in memory for their decisions and deliveries: the read-ahead and look-ahead of
+# every worker (20 x 40 messages of 10 KB is 8 MB); a body evicted early is read again.
+_BODY_CACHE_BYTES = 16 << 20
+# Decisions kept for the later copies of their message; the oldest finished ones are dropped
+# beyond this (a copy claimed much later is judged again), so a pass of millions of messages
+# holds a bounded number of them.
+_DECISIONS_KEPT = 8192
 
 
 class GateAction(StrEnum):
@@ -86,7 +92,7 @@ class ReplayGate:
     def __init__(self, store: Store, pipeline: Evaluator | None) -> None:
         self._store = store
         self.pipeline = pipeline
-        self._decisions: dict[str, asyncio.Task[GateDecision]] = {}
+        self._decisions: OrderedDict[str, asyncio.Task[GateDecision]] = OrderedDict()
         self._unfinished: list[asyncio.Task[GateDecision]] = []  # of an earlier pass, judged ahead
         # Bodies read for a decision, kept for the deliveries right after it (a message's copies are claimed together).
         self._bodies: OrderedDict[str, bytes] = OrderedDict()
@@ -101,7 +107,7 @@ class ReplayGate:
     def forget(self) -> None:
         """Start a new pass: rules may have changed."""
         self._unfinished = [task for task in self._decisions.values() if not task.done()]
-        self._decisions = {}
+        self._decisions = OrderedDict()
         self._bodies.clear()
         self._cached_bytes = 0
 
@@ -174,6 +180,11 @@ class ReplayGate:
         if task is None:
             task = asyncio.ensure_future(self._judge(item))
             self._decisions[item.queue_id] = task
+            while len(self._decisions) > _DECISIONS_KEPT:
+                oldest = next(iter(self._decisions.values()))
+                if not oldest.done():
+                    break  # in flight: kept until it is done (at most the messages judged ahead)
+                self._decisions.popitem(last=False)
         return task
 
     async def _judge(self, item: JournalItem) -> GateDecision:

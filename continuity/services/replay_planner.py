@@ -34,7 +34,7 @@ from continuity.store.protocol import Store
 
 log = logging.getLogger("continuity.replay")
 
-_BATCH = 2000  # standby copies looked at per planning batch
+_RESYNC_BATCH = 500  # changed copies reopened per pass
 COMPROMISE_REASON = "came from the primary while it was compromised: held for review"
 
 
@@ -103,7 +103,7 @@ class ReplayPlanner:
         """One planning pass for run; returns how many items it created or reopened.
 
         It walks the standby copies from the run's cursor to the last one, a window of
-        _BATCH rows at a time, and moves the cursor with each batch's items in one
+        ``[replay] plan_batch`` rows at a time, and moves the cursor with each batch's items in one
         transaction: each batch costs the same however large the spool is.
         """
         now = self._clock()
@@ -113,7 +113,7 @@ class ReplayPlanner:
         current = await self._store.replay.get_run(run.id)
         cursor = current.planned_through if current is not None else run.planned_through
         while True:
-            candidates, last = await self._store.replay.candidates_after(cursor, _BATCH)
+            candidates, last = await self._store.replay.candidates_after(cursor, self._settings.plan_batch)
             if last == cursor:
                 break
             rows: list[tuple[PlannedItem, ItemState, str]] = []
@@ -136,7 +136,7 @@ class ReplayPlanner:
                     {"sender": candidate.sender, "subject": candidate.subject, "client": candidate.client_address},
                 )
         if resync:
-            moved = await self._store.replay.changed_after_delivery(_BATCH)
+            moved = await self._store.replay.changed_after_delivery(_RESYNC_BATCH)
             if moved:
                 changed += await self._store.replay.reopen(
                     [item.id for item in moved], run.id, "changed in the webmail after its replay", now
