@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import click
@@ -40,16 +41,24 @@ def queue_group() -> None:
     """Inspect queued messages."""
 
 
-@queue_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
-@click.option("--limit", default=1000, show_default=True, help="Most messages to list, newest first.")
-@pass_context
-def list_command(context: CliContext, as_json: bool, limit: int) -> None:
-    """List queued messages, newest first."""
-    entries = context.run(lambda store: store.messages.list(limit=limit))
-    if as_json:
-        click.echo(json.dumps([_as_json(entry) for entry in entries], indent=2))
-        return
+_PAGE = 1000  # messages read and printed at a time
+
+
+async def _pages(store: Store, limit: int) -> AsyncIterator[list[QueueEntry]]:
+    """The newest limit messages (0: all), a page at a time."""
+    before: tuple[float, str] | None = None
+    left = limit or None
+    while left is None or left > 0:
+        page = await store.messages.page(before, min(_PAGE, left) if left is not None else _PAGE)
+        if not page:
+            return
+        yield page
+        before = (page[-1].received_at, page[-1].queue_id)
+        if left is not None:
+            left -= len(page)
+
+
+def _table(entries: list[QueueEntry]) -> Table:
     table = Table("Id", "Received", "Sender", "Recipients", "Size", "State", "Message-ID")
     for entry in entries:
         table.add_row(
@@ -61,8 +70,40 @@ def list_command(context: CliContext, as_json: bool, limit: int) -> None:
             entry.state.value,
             entry.message_id,
         )
-    console().print(table)
-    click.echo(f"{len(entries)} messages.")
+    return table
+
+
+@queue_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.option(
+    "--limit", default=1000, show_default=True, type=click.IntRange(min=0), help="Most messages to list (0: all)."
+)
+@pass_context
+def list_command(context: CliContext, as_json: bool, limit: int) -> None:
+    """List queued messages, newest first.
+
+    The messages are read and printed a page at a time, so listing millions of them
+    takes memory for one page, not for the queue.
+    """
+
+    async def work(store: Store) -> int:
+        count = 0
+        if as_json:
+            click.echo("[", nl=False)
+        async for page in _pages(store, limit):
+            if as_json:
+                text = ",\n".join(json.dumps(_as_json(entry), ensure_ascii=False) for entry in page)
+                click.echo(("\n" if count == 0 else ",\n") + text, nl=False)
+            else:
+                console().print(_table(page))
+            count += len(page)
+        if as_json:
+            click.echo("\n]")
+        return count
+
+    count = context.run(work)
+    if not as_json:
+        click.echo(f"{count} messages.")
 
 
 @queue_group.command("show")

@@ -77,6 +77,10 @@ class MessageRepository(Protocol):
         """
         ...
 
+    async def page(self, before: tuple[float, str] | None, limit: int) -> list[QueueEntry]:
+        """Up to limit messages older than before (received_at, queue_id), newest first (None: from the newest)."""
+        ...
+
     async def list(self, limit: int = 1000, offset: int = 0) -> list[QueueEntry]:
         """Queued messages, newest first."""
         ...

@@ -157,6 +157,17 @@ class SqliteMessageRepository:
 
         await self._db.run_in_writer(publish_and_insert)
 
+    async def page(self, before: tuple[float, str] | None, limit: int) -> list[QueueEntry]:
+        # Keyset paging (newest first): each page costs the same however deep into the queue it is.
+        def work(connection: sqlite3.Connection) -> list[QueueEntry]:
+            where, params = ("", ()) if before is None else (" WHERE (m.received_at, m.queue_id) < (?, ?)", before)
+            rows = connection.execute(
+                _ENTRY_QUERY + where + " ORDER BY m.received_at DESC, m.queue_id DESC LIMIT ?", (*params, limit)
+            )
+            return [_entry_from(row) for row in rows]
+
+        return await self._db.read(work)
+
     async def list(self, limit: int = 1000, offset: int = 0) -> list[QueueEntry]:
         def work(connection: sqlite3.Connection) -> list[QueueEntry]:
             rows = connection.execute(
