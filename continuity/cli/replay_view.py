@@ -86,6 +86,8 @@ def print_status(status: ReplayStatus) -> None:
         click.echo(f"Detail:     {run.detail}")
     if status.unplanned:
         click.echo(f"Not yet planned: {status.unplanned} message copy(ies)")
+    if status.unaccounted is not None:
+        click.echo(f"Reconciliation: {status.unaccounted} standby copy(ies) without a final outcome")
     if status.next_retry:
         click.echo(f"Next retry: {_when(status.next_retry)}")
     states = list(ItemState)
