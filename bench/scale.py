@@ -119,21 +119,16 @@ def _config(work: Path, sink_port: int, smtp_port: int, web_port: int) -> Path:
 
 
 def _tree(pid: int) -> list[int]:
-    """pid and its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry.name))
+    """pid and its descendants (from the kernel's children lists: no scan of /proc)."""
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
         found.append(current)
-        todo.extend(children.get(current, []))
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo.extend(int(child) for child in (task / "children").read_text().split())
+            except (OSError, ValueError):
+                continue
     return found
 
 
@@ -180,7 +175,7 @@ class Watch:
         while not stop.is_set():
             rss, pss = await asyncio.to_thread(_memory, self.pid)
             self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
 
 
 def _run_row(database: Path) -> tuple[str, float, float, float, int, int] | None:

@@ -103,23 +103,50 @@ class ReplayPlanner:
         """One planning pass for run; returns how many items it created or reopened.
 
         It walks the standby copies from the run's cursor to the last one, a window of
-        ``[replay] plan_batch`` rows at a time, and moves the cursor with each batch's items in one
-        transaction: each batch costs the same however large the spool is.
+        ``[replay] plan_batch`` rows at a time, and moves the cursor with each batch's items
+        in one transaction: each batch costs the same however large the spool is.
         """
         now = self._clock()
         changed = await self._store.replay.reopen_released(run.id, now)
-        if run.compromise:
-            await self._primary.refresh()
         current = await self._store.replay.get_run(run.id)
         cursor = current.planned_through if current is not None else run.planned_through
+        if run.compromise:
+            await self._primary.refresh()
+            changed += await self._plan_with_holds(run, cursor, now)
+        else:
+            changed += await self._plan(run, cursor)
+        if resync:
+            moved = await self._store.replay.changed_after_delivery(_RESYNC_BATCH)
+            if moved:
+                changed += await self._store.replay.reopen(
+                    [item.id for item in moved], run.id, "changed in the webmail after its replay", now
+                )
+        return changed
+
+    async def _plan(self, run: ReplayRun, cursor: int) -> int:
+        """Plan every new copy as pending: each batch is read, planned and written in one go where the
+        store runs its transactions, so planning keeps pace beside twenty delivering workers."""
+        changed = 0
+        while True:
+            added, last = await self._store.replay.plan_window(
+                run.id, cursor, self._settings.plan_batch, self.plan, self._clock()
+            )
+            if last == cursor:
+                return changed
+            changed += added
+            cursor = last
+
+    async def _plan_with_holds(self, run: ReplayRun, cursor: int, now: float) -> int:
+        """After a compromise: the primary's own mail is held for review instead of planned as pending."""
+        changed = 0
         while True:
             candidates, last = await self._store.replay.candidates_after(cursor, self._settings.plan_batch)
             if last == cursor:
-                break
+                return changed
             rows: list[tuple[PlannedItem, ItemState, str]] = []
             held: dict[str, Candidate] = {}
             for candidate in candidates:
-                if run.compromise and await self._from_compromised_primary(candidate):
+                if await self._from_compromised_primary(candidate):
                     rows.append((self.plan(candidate), ItemState.HELD, COMPROMISE_REASON))
                     held[candidate.queue_id] = candidate
                 else:
@@ -135,10 +162,3 @@ class ReplayPlanner:
                     COMPROMISE_REASON,
                     {"sender": candidate.sender, "subject": candidate.subject, "client": candidate.client_address},
                 )
-        if resync:
-            moved = await self._store.replay.changed_after_delivery(_RESYNC_BATCH)
-            if moved:
-                changed += await self._store.replay.reopen(
-                    [item.id for item in moved], run.id, "changed in the webmail after its replay", now
-                )
-        return changed

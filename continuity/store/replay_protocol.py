@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from continuity.core.replay_journal import ItemState
@@ -85,6 +85,17 @@ class ReplayRepository(Protocol):
         """Create journal items (pending, or held with a reason); existing (message, mailbox) pairs are kept.
 
         With planned_through, the run's planning cursor moves there in the same transaction.
+        """
+        ...
+
+    async def plan_window(
+        self, run_id: int, after_row_id: int, limit: int, plan: Callable[[Candidate], PlannedItem], at: float
+    ) -> tuple[int, int]:
+        """Plan the next limit standby rows after after_row_id as pending items and move the cursor, in one go.
+
+        plan is pure and fast: it runs where the store runs the transaction (SQLite: the
+        writer thread), so a large run's planning is not one task among the deliveries on
+        the event loop. Returns (items created, the last row id looked at).
         """
         ...
 

@@ -22,6 +22,8 @@ from continuity.core.replay_records import (
 )
 from continuity.store.sqlite_replay_planning import SqliteReplayPlanning, settle_messages
 from continuity.store.sqlite_replay_schema import (
+    CHANNEL_MARKS,
+    CHANNELS,
     ITEM_COLUMNS,
     ITEM_FROM,
     OPEN_MARKS,
@@ -65,8 +67,10 @@ class SqliteReplayRepository(SqliteReplayPlanning):
             return connection.execute(
                 "UPDATE replay_items SET state = ?, released = 1, run_id = ?, next_attempt_at = 0,"
                 " detail = 'released from quarantine by an operator'"
-                " WHERE state = ? AND queue_id IN (SELECT queue_id FROM messages WHERE state = ?)",
-                (ItemState.PENDING.value, run_id, ItemState.HELD.value, MessageState.QUEUED.value),
+                # From the held items (seeks into the due index), not from every queued message.
+                " WHERE id IN (SELECT ri.id FROM replay_items ri CROSS JOIN messages m ON m.queue_id = ri.queue_id"
+                f" WHERE ri.channel IN ({CHANNEL_MARKS}) AND ri.state = ? AND m.state = ?)",
+                (ItemState.PENDING.value, run_id, *CHANNELS, ItemState.HELD.value, MessageState.QUEUED.value),
             ).rowcount
 
         return await self._db.write(work)

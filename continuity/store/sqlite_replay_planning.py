@@ -14,7 +14,7 @@ each of its standby copies has a delivered item.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from continuity.core.models import MessageState
 from continuity.core.replay_journal import ItemState
@@ -82,6 +82,59 @@ def settle_messages(connection: sqlite3.Connection, queue_ids: Iterable[str]) ->
             )
 
 
+def _window(connection: sqlite3.Connection, after_row_id: int, limit: int) -> tuple[list[Candidate], int]:
+    """The candidates among the next limit standby rows after after_row_id, and the last row id looked at."""
+    row = connection.execute(
+        "SELECT MAX(id) FROM (SELECT id FROM mailbox_messages WHERE id > ? ORDER BY id LIMIT ?)", (after_row_id, limit)
+    ).fetchone()
+    if row[0] is None:
+        return [], after_row_id
+    last = int(row[0])
+    # CROSS JOIN makes SQLite walk the window of copies by id and look each message up: joined
+    # the other way it would start from every queued message, a scan of the spool per batch.
+    rows = connection.execute(
+        f"SELECT {_CANDIDATE_COLUMNS} FROM mailbox_messages mm CROSS JOIN messages m"
+        f" ON m.queue_id = mm.queue_id WHERE mm.id > ? AND mm.id <= ? AND {_UNPLANNED} ORDER BY mm.id",
+        (after_row_id, last, MessageState.QUEUED.value),
+    )
+    return [_candidate(r) for r in rows], last
+
+
+_ItemRow = tuple[int, str, str, int, str, str, str, str, str, str, float]
+
+
+def _item_row(run_id: int, item: PlannedItem, state: ItemState, detail: str, at: float) -> _ItemRow:
+    return (
+        run_id,
+        item.queue_id,
+        item.mailbox,
+        item.row_id,
+        item.kind.value,
+        item.channel.value,
+        encode_folder(item.folder),
+        " ".join(item.flags),
+        state.value,
+        (detail or item.note)[:500],
+        at,
+    )
+
+
+def _insert(connection: sqlite3.Connection, run_id: int, rows: Sequence[_ItemRow], planned_through: int | None) -> int:
+    """Insert journal items (existing (message, mailbox) pairs are kept) and move the cursor; returns how many."""
+    before = connection.total_changes
+    connection.executemany(
+        "INSERT OR IGNORE INTO replay_items (run_id, queue_id, mailbox, row_id, kind, channel, folder, flags,"
+        " state, detail, planned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    added = connection.total_changes - before
+    if planned_through is not None:
+        connection.execute(
+            "UPDATE replay_runs SET planned_through = MAX(planned_through, ?) WHERE id = ?", (planned_through, run_id)
+        )
+    return added
+
+
 class SqliteReplayPlanning(SqliteReplayRuns):
     """Planning, settling and reconciling (continuity.store.sqlite_replay adds claims and outcomes)."""
 
@@ -97,24 +150,7 @@ class SqliteReplayPlanning(SqliteReplayRuns):
         return await self._db.read_bulk(work)
 
     async def candidates_after(self, after_row_id: int, limit: int) -> tuple[list[Candidate], int]:
-        def work(connection: sqlite3.Connection) -> tuple[list[Candidate], int]:
-            row = connection.execute(
-                "SELECT MAX(id) FROM (SELECT id FROM mailbox_messages WHERE id > ? ORDER BY id LIMIT ?)",
-                (after_row_id, limit),
-            ).fetchone()
-            if row[0] is None:
-                return [], after_row_id
-            last = int(row[0])
-            # CROSS JOIN makes SQLite walk the window of copies by id and look each message up: joined
-            # the other way it would start from every queued message, a scan of the spool per batch.
-            rows = connection.execute(
-                f"SELECT {_CANDIDATE_COLUMNS} FROM mailbox_messages mm CROSS JOIN messages m"
-                f" ON m.queue_id = mm.queue_id WHERE mm.id > ? AND mm.id <= ? AND {_UNPLANNED} ORDER BY mm.id",
-                (after_row_id, last, MessageState.QUEUED.value),
-            )
-            return [_candidate(r) for r in rows], last
-
-        return await self._db.read(work)
+        return await self._db.read(lambda connection: _window(connection, after_row_id, limit))
 
     async def has_unplanned(self) -> bool:
         def work(connection: sqlite3.Connection) -> bool:
@@ -153,39 +189,22 @@ class SqliteReplayPlanning(SqliteReplayRuns):
         at: float,
         planned_through: int | None = None,
     ) -> int:
-        rows = [
-            (
-                run_id,
-                item.queue_id,
-                item.mailbox,
-                item.row_id,
-                item.kind.value,
-                item.channel.value,
-                encode_folder(item.folder),
-                " ".join(item.flags),
-                state.value,
-                (detail or item.note)[:500],
-                at,
-            )
-            for item, state, detail in items
-        ]
+        rows = [_item_row(run_id, item, state, detail, at) for item, state, detail in items]
+        if not rows and planned_through is None:
+            return 0
+        return await self._db.write(lambda connection: _insert(connection, run_id, rows, planned_through))
 
-        def work(connection: sqlite3.Connection) -> int:
-            before = connection.total_changes
-            connection.executemany(
-                "INSERT OR IGNORE INTO replay_items (run_id, queue_id, mailbox, row_id, kind, channel, folder, flags,"
-                " state, detail, planned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            added = connection.total_changes - before
-            if planned_through is not None:
-                connection.execute(
-                    "UPDATE replay_runs SET planned_through = MAX(planned_through, ?) WHERE id = ?",
-                    (planned_through, run_id),
-                )
-            return added
+    async def plan_window(
+        self, run_id: int, after_row_id: int, limit: int, plan: Callable[[Candidate], PlannedItem], at: float
+    ) -> tuple[int, int]:
+        def work(connection: sqlite3.Connection) -> tuple[int, int]:
+            candidates, last = _window(connection, after_row_id, limit)
+            if last == after_row_id:
+                return 0, last
+            rows = [_item_row(run_id, plan(candidate), ItemState.PENDING, "", at) for candidate in candidates]
+            return _insert(connection, run_id, rows, last), last
 
-        return await self._db.write(work) if rows or planned_through is not None else 0
+        return await self._db.write(work)
 
     async def reconciliation(self) -> Reconciliation:
         def work(connection: sqlite3.Connection) -> list[tuple[MessageState, ItemState | None, int]]:

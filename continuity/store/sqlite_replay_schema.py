@@ -72,6 +72,9 @@ CREATE INDEX mailbox_messages_changed ON mailbox_messages (changed_at) WHERE cha
 
 OPEN_STATES = tuple(state.value for state in OPEN)
 OPEN_MARKS = ",".join("?" * len(OPEN_STATES))
+# Every channel: "channel IN (...)" lets a query on states seek the due index (channel, state, ...).
+CHANNELS = tuple(channel.value for channel in Channel)
+CHANNEL_MARKS = ",".join("?" * len(CHANNELS))
 
 RUN_COLUMNS = (
     "id, kind, status, started_at, compromise, confirmed_by, confirmed_at, finished_at, manifest_path,"

@@ -22,6 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ from continuity.config.loader import load_settings
 from continuity.core.failover import FailoverEvent, FailoverRecord, FailoverState, Routing
 from continuity.core.models import AcceptedRecipient, IncomingMessage, MessageState
 from continuity.core.replay_journal import ItemState
-from continuity.core.replay_plan import Candidate, marker_value
+from continuity.core.replay_plan import Candidate, PlannedItem, marker_value
 from continuity.core.replay_records import RunStatus
 from continuity.services.replayer import ReplayService
 from continuity.store.sqlite import open_sqlite_store
@@ -131,13 +132,15 @@ async def test_delivery_faster_than_planning_settles_no_message_early(tmp_path: 
         await _seed(data, messages)
         settings = load_settings(served.config_path)
         store = await open_sqlite_store(settings.database_path, settings.blob_path)
-        window = store.replay.candidates_after
+        window = store.replay.plan_window
 
-        async def slow_window(after_row_id: int, limit: int) -> tuple[list[Candidate], int]:
+        async def slow_window(
+            run_id: int, after_row_id: int, limit: int, plan: Callable[[Candidate], PlannedItem], at: float
+        ) -> tuple[int, int]:
             await asyncio.sleep(0.03)  # planning slower than delivery: deliveries catch up with every batch
-            return await window(after_row_id, limit)
+            return await window(run_id, after_row_id, limit, plan, at)
 
-        store.replay.candidates_after = slow_window  # type: ignore[method-assign]
+        store.replay.plan_window = slow_window  # type: ignore[method-assign]
         restoring = FailoverRecord(state=FailoverState.RESTORING, since=0.0)
         service = ReplayService(settings, store, state=lambda: restoring)
         premature: set[str] = set()
