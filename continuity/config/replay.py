@@ -92,7 +92,7 @@ class ReplaySettings(BaseModel):
     batch: int = Field(default=50, ge=1, le=1000, description="Messages claimed per mailbox at once.")
     timeout: float = Field(default=60.0, gt=0, description="Seconds each IMAP or SMTP step may take.")
     plan_batch: int = Field(
-        default=1000,
+        default=5000,
         ge=1,
         le=100_000,
         description=(

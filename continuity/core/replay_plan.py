@@ -137,30 +137,50 @@ class PlannedItem:
     note: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedShape:
+    """Where every received message goes when that does not depend on its standby row."""
+
+    channel: Channel
+    folder: tuple[str, ...]
+    flags: tuple[str, ...]
+
+
+def received_shape(folders: FolderMap, *, smtp_for_received: bool) -> ReceivedShape | None:
+    """The journal item's channel, folder and flags shared by every received message, or None when they differ.
+
+    By SMTP a received message lands in the Inbox with no flags, as a new message would,
+    whatever the user did with it in the webmail; by IMAP it goes where the user left it.
+    The store plans the shared shape in bulk (continuity.store.sqlite_replay_planning).
+    """
+    return ReceivedShape(Channel.SMTP, (folders.inbox,), ()) if smtp_for_received else None
+
+
 def plan_item(candidate: Candidate, folders: FolderMap, *, smtp_for_received: bool) -> PlannedItem:
     """The journal item for one standby row.
 
-    Received mail goes by SMTP when smtp_for_received (it then lands in the Inbox with
-    no flags, as a new message would); everything else goes by IMAP into its folder.
-    Flags that cannot be sent safely are dropped and noted.
+    Received mail goes by SMTP when smtp_for_received (see received_shape); everything
+    else goes by IMAP into its folder. Flags that cannot be sent safely are dropped and noted.
     """
     note = ""
-    try:
-        flags = checked_flags(candidate.flags)
-    except ImapSyntaxError as exc:
-        kept: list[str] = []
-        for word in candidate.flags.split():
-            try:
-                kept.extend(checked_flags(word))
-            except ImapSyntaxError:
-                continue
-        flags, note = tuple(kept), f"unsafe flags dropped: {exc}"
-    if candidate.kind is ItemKind.DRAFT and "\\Draft" not in flags:
-        flags = (*flags, "\\Draft")
-    channel = Channel.SMTP if smtp_for_received and candidate.kind is ItemKind.RECEIVED else Channel.IMAP
-    folder = folders.target(candidate.folder, expunged=candidate.expunged)
-    if channel is Channel.SMTP:
-        folder, flags = (folders.inbox,), ()
+    shape = received_shape(folders, smtp_for_received=smtp_for_received)
+    if shape is not None and candidate.kind is ItemKind.RECEIVED:
+        channel, folder, flags = shape.channel, shape.folder, shape.flags
+    else:
+        channel = Channel.IMAP
+        folder = folders.target(candidate.folder, expunged=candidate.expunged)
+        try:
+            flags = checked_flags(candidate.flags)
+        except ImapSyntaxError as exc:
+            kept: list[str] = []
+            for word in candidate.flags.split():
+                try:
+                    kept.extend(checked_flags(word))
+                except ImapSyntaxError:
+                    continue
+            flags, note = tuple(kept), f"unsafe flags dropped: {exc}"
+        if candidate.kind is ItemKind.DRAFT and "\\Draft" not in flags:
+            flags = (*flags, "\\Draft")
     return PlannedItem(
         queue_id=candidate.queue_id,
         mailbox=candidate.mailbox,

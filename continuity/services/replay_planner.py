@@ -27,7 +27,7 @@ from collections.abc import Callable
 from continuity.config.replay import ReplayMethod, ReplaySettings
 from continuity.core.pipeline import Verdict
 from continuity.core.replay_journal import ItemState
-from continuity.core.replay_plan import Candidate, FolderMap, PlannedItem, plan_item
+from continuity.core.replay_plan import Candidate, FolderMap, PlannedItem, plan_item, received_shape
 from continuity.core.replay_records import ReplayRun
 from continuity.services.replay_gate import compromise_verdict, hold_message
 from continuity.store.protocol import Store
@@ -81,6 +81,7 @@ class ReplayPlanner:
         self._store = store
         self._settings = settings
         self._folders = folder_map(settings)
+        self._received = received_shape(self._folders, smtp_for_received=settings.method is ReplayMethod.SMTP)
         self._primary = primary
         self._clock = clock
 
@@ -129,7 +130,7 @@ class ReplayPlanner:
         changed = 0
         while True:
             added, last = await self._store.replay.plan_window(
-                run.id, cursor, self._settings.plan_batch, self.plan, self._clock()
+                run.id, cursor, self._settings.plan_batch, self.plan, self._clock(), self._received
             )
             if last == cursor:
                 return changed

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from continuity.core.replay_journal import ItemState
-from continuity.core.replay_plan import Candidate, Channel, PlannedItem
+from continuity.core.replay_plan import Candidate, Channel, PlannedItem, ReceivedShape
 from continuity.core.replay_records import (
     ItemUpdate,
     JournalItem,
@@ -89,13 +89,21 @@ class ReplayRepository(Protocol):
         ...
 
     async def plan_window(
-        self, run_id: int, after_row_id: int, limit: int, plan: Callable[[Candidate], PlannedItem], at: float
+        self,
+        run_id: int,
+        after_row_id: int,
+        limit: int,
+        plan: Callable[[Candidate], PlannedItem],
+        at: float,
+        received: ReceivedShape | None = None,
     ) -> tuple[int, int]:
         """Plan the next limit standby rows after after_row_id as pending items and move the cursor, in one go.
 
         plan is pure and fast: it runs where the store runs the transaction (SQLite: the
         writer thread), so a large run's planning is not one task among the deliveries on
-        the event loop. Returns (items created, the last row id looked at).
+        the event loop. With received (the shape every received message's item shares),
+        those items are planned in bulk without plan. Returns (items created, the last row
+        id looked at).
         """
         ...
 

@@ -31,7 +31,7 @@ from continuity.config.loader import load_settings
 from continuity.core.failover import FailoverEvent, FailoverRecord, FailoverState, Routing
 from continuity.core.models import AcceptedRecipient, IncomingMessage, MessageState
 from continuity.core.replay_journal import ItemState
-from continuity.core.replay_plan import Candidate, PlannedItem, marker_value
+from continuity.core.replay_plan import Candidate, PlannedItem, ReceivedShape, marker_value
 from continuity.core.replay_records import RunStatus
 from continuity.services.replayer import ReplayService
 from continuity.store.sqlite import open_sqlite_store
@@ -135,10 +135,15 @@ async def test_delivery_faster_than_planning_settles_no_message_early(tmp_path: 
         window = store.replay.plan_window
 
         async def slow_window(
-            run_id: int, after_row_id: int, limit: int, plan: Callable[[Candidate], PlannedItem], at: float
+            run_id: int,
+            after_row_id: int,
+            limit: int,
+            plan: Callable[[Candidate], PlannedItem],
+            at: float,
+            received: ReceivedShape | None = None,
         ) -> tuple[int, int]:
             await asyncio.sleep(0.03)  # planning slower than delivery: deliveries catch up with every batch
-            return await window(run_id, after_row_id, limit, plan, at)
+            return await window(run_id, after_row_id, limit, plan, at, received)
 
         store.replay.plan_window = slow_window  # type: ignore[method-assign]
         restoring = FailoverRecord(state=FailoverState.RESTORING, since=0.0)

@@ -17,7 +17,7 @@ from continuity.services.replayer import ReplayService
 from continuity.store.sqlite import open_sqlite_store
 from tests.support.smtp_sink import SmtpSink
 
-MESSAGES = 3000  # six planning batches of 500
+MESSAGES = 3000  # six planning batches of 500 ([replay] plan_batch)
 
 
 def _message(number: int, now: float) -> IncomingMessage:
@@ -44,7 +44,14 @@ async def test_delivery_begins_before_planning_ends_and_nothing_is_sent_twice(tm
             "domains": ["example.com"],
             "primary": {"host": "127.0.0.1", "smtp_port": sink.port},
             "filters": {"enabled": False},
-            "replay": {"method": "smtp", "smtp_tls": "none", "rate": 0, "concurrency": 8, "stragglers": False},
+            "replay": {
+                "method": "smtp",
+                "smtp_tls": "none",
+                "rate": 0,
+                "concurrency": 8,
+                "stragglers": False,
+                "plan_batch": 500,
+            },
         }
     )
     store = await open_sqlite_store(settings.database_path, settings.blob_path)

@@ -10,6 +10,7 @@ is planned, and the reconciliation accounts for every copy.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import sqlite3
 import tempfile
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from continuity.core.models import AcceptedRecipient, IncomingMessage, MessageState
 from continuity.core.replay_journal import ItemState
-from continuity.core.replay_plan import Channel, FolderMap, plan_item
+from continuity.core.replay_plan import Candidate, Channel, FolderMap, PlannedItem, plan_item, received_shape
 from continuity.core.replay_records import ItemUpdate, RunKind
 from continuity.core.replay_settlement import reconcile, settled_state
 from continuity.store.sqlite import SqliteStore, open_sqlite_store
@@ -164,3 +165,69 @@ def test_reconciliation_counts_every_copy_once(counts: list[tuple[MessageState, 
         open_or_unplanned == 0
         and not any(m is MessageState.REPLAYED and i is not ItemState.DELIVERED for m, i, _ in counts)
     )
+
+
+def _journal(database: Path) -> list[tuple[object, ...]]:
+    connection = sqlite3.connect(database)
+    try:
+        return connection.execute(
+            "SELECT queue_id, mailbox, row_id, kind, channel, folder, flags, state, detail FROM replay_items"
+            " ORDER BY queue_id, mailbox"
+        ).fetchall()
+    finally:
+        connection.close()
+
+
+def _plan_smtp(candidate: Candidate) -> PlannedItem:
+    return plan_item(candidate, FolderMap(), smtp_for_received=True)
+
+
+async def _plan_both_ways(directory: Path, spool: list[tuple[bool, str, str]], batch: int) -> None:
+    journals = []
+    for bulk in (False, True):
+        database = directory / f"{bulk}.sqlite"
+        store = await open_sqlite_store(database, directory / f"{bulk}-blobs", recover=True)
+        try:
+            messages = []
+            for number, (webmail, _, _) in enumerate(spool):
+                message = _message(number, {MAILBOXES[number % len(MAILBOXES)]}, True)
+                messages.append(dataclasses.replace(message, client_helo="webmail" if webmail else "c.test"))
+            await store.messages.commit(messages)
+            placed = [(folder, flags, f"Q{n:015d}") for n, (_, folder, flags) in enumerate(spool)]
+            await store.database.write(
+                lambda c, rows=placed: c.executemany(  # type: ignore[misc]
+                    "UPDATE mailbox_messages SET folder = ?, flags = ? WHERE queue_id = ?", rows
+                )
+            )
+            run = await store.replay.create_run(RunKind.RESTORATION, False, NOW)
+            shape = received_shape(FolderMap(), smtp_for_received=True) if bulk else None
+            cursor = 0
+            while True:
+                _, last = await store.replay.plan_window(run.id, cursor, batch, _plan_smtp, NOW, shape)
+                if last == cursor:
+                    break
+                cursor = last
+        finally:
+            await store.close()
+        journals.append(_journal(database))
+    assert journals[0] == journals[1] and len(journals[0]) == len(spool)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spool=st.lists(
+        st.tuples(
+            st.booleans(),
+            st.sampled_from(["INBOX", "Sent", "Drafts", "Trash", "Projects/Q1"]),
+            st.sampled_from(["", "\\Seen", "\\Seen \\Flagged", "bad(flag"]),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    batch=st.integers(min_value=1, max_value=8),
+)
+def test_bulk_planning_of_received_mail_equals_planning_each_row(
+    spool: list[tuple[bool, str, str]], batch: int
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        asyncio.run(_plan_both_ways(Path(directory), spool, batch))
