@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 from continuity.core.failover import FailoverEvent, FailoverState
@@ -69,3 +71,17 @@ async def wait_for_run(running: Running, status: RunStatus, timeout: float = 60.
         if time.monotonic() > deadline:
             raise AssertionError(f"the latest run is {run}, not {status.value}")
         await asyncio.sleep(0.05)
+
+
+def premature_settlements(database: Path) -> list[str]:
+    """Messages marked replayed although one of their standby copies has no delivered journal item."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = connection.execute(
+            "SELECT DISTINCT m.queue_id FROM messages m JOIN mailbox_messages mm ON mm.queue_id = m.queue_id"
+            " WHERE m.state = 'replayed' AND NOT EXISTS (SELECT 1 FROM replay_items ri WHERE ri.queue_id ="
+            " mm.queue_id AND ri.mailbox = mm.mailbox AND ri.state = 'delivered')"
+        ).fetchall()
+    finally:
+        connection.close()
+    return [str(row[0]) for row in rows]

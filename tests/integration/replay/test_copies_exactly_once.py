@@ -38,7 +38,7 @@ from continuity.store.sqlite import open_sqlite_store
 from tests.support.appliance import ServeProcess, clean_env
 from tests.support.imap_mailbox import duplicates, read_mailbox
 from tests.support.primary import PrimaryStandIn
-from tests.support.replay import master_login, replay_overrides
+from tests.support.replay import master_login, premature_settlements, replay_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -72,20 +72,6 @@ def _spool(chooser: random.Random) -> list[IncomingMessage]:
             )
         )
     return messages
-
-
-def _premature(database: Path) -> list[str]:
-    """Messages marked replayed although a standby copy has no delivered item."""
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
-    try:
-        rows = connection.execute(
-            "SELECT DISTINCT m.queue_id FROM messages m JOIN mailbox_messages mm ON mm.queue_id = m.queue_id"
-            " WHERE m.state = 'replayed' AND NOT EXISTS (SELECT 1 FROM replay_items ri WHERE ri.queue_id ="
-            " mm.queue_id AND ri.mailbox = mm.mailbox AND ri.state = 'delivered')"
-        ).fetchall()
-    finally:
-        connection.close()
-    return [str(row[0]) for row in rows]
 
 
 async def _seed(data: Path, messages: list[IncomingMessage]) -> None:
@@ -153,7 +139,7 @@ async def test_delivery_faster_than_planning_settles_no_message_early(tmp_path: 
         try:
             task = asyncio.ensure_future(service.run_until_complete())
             while not task.done():
-                premature.update(await asyncio.to_thread(_premature, settings.database_path))
+                premature.update(await asyncio.to_thread(premature_settlements, settings.database_path))
                 watched += 1
                 await asyncio.sleep(0.01)
             run = await task

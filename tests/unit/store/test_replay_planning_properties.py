@@ -25,6 +25,7 @@ from continuity.core.replay_plan import Candidate, Channel, FolderMap, PlannedIt
 from continuity.core.replay_records import ItemUpdate, RunKind
 from continuity.core.replay_settlement import reconcile, settled_state
 from continuity.store.sqlite import SqliteStore, open_sqlite_store
+from tests.support.replay import premature_settlements
 
 NOW = 1_800_000_000.0
 MAILBOXES = [f"user{n}@example.com" for n in range(8)]
@@ -44,20 +45,6 @@ def _message(number: int, mailboxes: set[str], queued: bool) -> IncomingMessage:
         sha256=hashlib.sha256(content).hexdigest(),
         state=MessageState.QUEUED if queued else MessageState.RELAYED,
     )  # fmt: skip
-
-
-def _premature(database: Path) -> list[str]:
-    """Messages marked replayed with a standby copy that has no delivered item."""
-    connection = sqlite3.connect(database)
-    try:
-        rows = connection.execute(
-            "SELECT DISTINCT m.queue_id FROM messages m JOIN mailbox_messages mm ON mm.queue_id = m.queue_id"
-            " WHERE m.state = 'replayed' AND NOT EXISTS (SELECT 1 FROM replay_items ri WHERE ri.queue_id ="
-            " mm.queue_id AND ri.mailbox = mm.mailbox AND ri.state = 'delivered')"
-        ).fetchall()
-    finally:
-        connection.close()
-    return [str(row[0]) for row in rows]
 
 
 async def _deliver(store: SqliteStore, run_id: int, limit: int) -> int:
@@ -90,9 +77,9 @@ async def _scenario(
             cursor = last
             await _deliver(store, run.id, deliveries[step % len(deliveries)])
             step += 1
-            assert _premature(database) == []
+            assert premature_settlements(database) == []
         while await _deliver(store, run.id, 7):
-            assert _premature(database) == []
+            assert premature_settlements(database) == []
         expected = {(m.queue_id, r.mailbox) for m in messages if m.state is MessageState.QUEUED for r in m.recipients}
         delivered = [
             (i.queue_id, i.mailbox) for i in await store.replay.items(run.id, states=(ItemState.DELIVERED,), limit=9999)
