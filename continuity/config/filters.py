@@ -32,10 +32,6 @@ class PolicySettings(BaseModel):
             "urls.blocklisted": Verdict.QUARANTINE,
             "rspamd.reject": Verdict.REJECT,
         },
-        json_schema_extra={
-            "default_doc": "{clamd.virus, attachments.executable, attachments.archive_bomb, auth.dmarc_reject, "
-            "rspamd.reject: reject; auth.dmarc_quarantine, urls.blocklisted: quarantine}"
-        },
         description=(
             "Finding code (e.g. `bec.bank_change`) or stage name (e.g. `clamd`) mapped to the verdict it imposes, "
             "whatever the score; setting this table replaces the defaults."
