@@ -35,7 +35,10 @@ from continuity.core.replay_plan import MARKER_FIELD, parse_marker_fields
 
 _FETCH_MARKER = f"(BODY.PEEK[HEADER.FIELDS ({MARKER_FIELD.upper()})])"
 _FETCH_CHUNK = 50
-_LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delim>NIL|"(?:\\.|[^"])*") (?P<name>.*)$')
+# A quoted string is escapes or characters that are neither a quote nor a backslash: with
+# "[^"]" (which also takes a backslash) the two ways to read each backslash made a reply of a
+# few dozen of them backtrack exponentially; a compromised primary could stall the replay so.
+_LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delim>NIL|"(?:\\.|[^"\\])*") (?P<name>.*)$')
 _UID = re.compile(rb"UID (\d+)")
 _APPENDUID = re.compile(r"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 
