@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pyotp
-import pytest
 
 from continuity.services.app import Running
 from continuity.store.sqlite import SqliteStore
 from tests.support.webmail import PASSWORD, WebmailClient, webmail_appliance
-
-
-@pytest.fixture
-async def wm(tmp_path: Path) -> AsyncIterator[Running]:
-    async with webmail_appliance(
-        tmp_path / "data", webmail={"max_failures_per_account": 3, "max_failures_per_ip": 6}
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-async def client(wm: Running) -> AsyncIterator[WebmailClient]:
-    web = WebmailClient(wm)
-    yield web
-    await web.close()
 
 
 async def test_sign_in_and_out(client: WebmailClient) -> None:

@@ -65,13 +65,6 @@ async def wm(tmp_path: Path, sink: SmtpSink, dkim_key: tuple[Path, bytes]) -> As
         yield running
 
 
-@pytest.fixture
-async def client(wm: Running) -> AsyncIterator[WebmailClient]:
-    web = WebmailClient(wm)
-    yield web
-    await web.close()
-
-
 async def _wait_for(predicate: object, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not await predicate():  # type: ignore[operator]
