@@ -30,7 +30,8 @@ from pathlib import Path
 
 import tomli_w
 
-from continuity.adapters.dns_update import MxUpdater, TsigCredentials
+from continuity.adapters.dns_tsig import TsigCredentials
+from continuity.adapters.dns_update import MxUpdater
 from continuity.config.dns import DnsSettings
 from continuity.config.monitor import MonitorSettings
 from tests.support.bind import BindServer, TsigKey, zone_text

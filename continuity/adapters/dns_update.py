@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dns.asyncquery
 import dns.asyncresolver
@@ -41,16 +39,11 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
+from continuity.adapters.dns_tsig import TsigCredentials
 from continuity.config.dns import DnsSettings, VerifySigning
-from continuity.config.types import parse_host_port
-from continuity.errors import ConfigError
+from continuity.config.types import HostPort, parse_host_port
 
 log = logging.getLogger("continuity.dns")
-
-_KEY_FILE = re.compile(
-    r'key\s+"?(?P<name>[^"\s{]+)"?\s*\{[^}]*?algorithm\s+"?(?P<algorithm>[\w-]+)"?\s*;[^}]*?secret\s+"(?P<secret>[^"]+)"',
-    re.S,
-)
 
 
 class DnsUpdateError(Exception):
@@ -79,41 +72,6 @@ class DnsVerifyError(DnsUpdateError):
         super().__init__(message)
         self.serving = serving
         self.not_serving = not_serving
-
-
-@dataclass(frozen=True, slots=True)
-class TsigCredentials:
-    """A TSIG key ready for dnspython."""
-
-    name: str
-    algorithm: str
-    secret: str
-
-    @classmethod
-    def from_settings(cls, settings: DnsSettings) -> TsigCredentials:
-        """From [dns] tsig_key_file, or tsig_key_name + tsig_secret; ConfigError when neither is usable."""
-        if settings.tsig_key_file is not None:
-            return cls.from_key_file(settings.tsig_key_file)
-        if not settings.tsig_key_name or settings.tsig_secret is None:
-            raise ConfigError("dns: set tsig_key_file, or tsig_key_name and tsig_secret, to sign updates.")
-        return cls(settings.tsig_key_name, settings.tsig_algorithm.value, settings.tsig_secret.get_secret_value())
-
-    @classmethod
-    def from_key_file(cls, path: Path) -> TsigCredentials:
-        """Read a BIND key file as written by tsig-keygen."""
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"dns.tsig_key_file: cannot read {path}: {exc.strerror}.") from exc
-        match = _KEY_FILE.search(text)
-        if match is None:
-            raise ConfigError(f'dns.tsig_key_file: {path} is not a BIND key file (key "name" {{ ... }};).')
-        return cls(match["name"], match["algorithm"], match["secret"])
-
-    def keyring(self) -> dict[dns.name.Name, dns.tsig.Key]:
-        """The keyring dnspython signs with."""
-        name = dns.name.from_text(self.name)
-        return {name: dns.tsig.Key(name, self.secret, self.algorithm)}
 
 
 def mx_rdataset(records: Sequence[str], ttl: int) -> dns.rdataset.Rdataset:
@@ -170,7 +128,7 @@ class MxUpdater:
 
     async def query(self, name: str, rdtype: str, where: str, port: int) -> dns.message.Message:
         """A non-recursive query to one server: TSIG-signed over TCP where it takes the key (see the module)."""
-        server = host_port(where, port)
+        server = str(HostPort(where, port))
         mode = self._settings.verify_signing
         if mode is not VerifySigning.OFF and server not in self._unsigned:
             try:
@@ -224,7 +182,7 @@ class MxUpdater:
         except dns.exception.DNSException as exc:
             # An answer whose signature does not verify (forged?): nothing to fall back on.
             raise DnsUpdateError(
-                f"no answer from {host_port(where, port)} for {name} {rdtype}: {_describe(exc)}"
+                f"no answer from {HostPort(where, port)} for {name} {rdtype}: {_describe(exc)}"
             ) from exc
 
     async def _unsigned_query(self, name: str, rdtype: str, where: str, port: int) -> dns.message.Message:
@@ -236,7 +194,7 @@ class MxUpdater:
                 response = await dns.asyncquery.tcp(request, where, timeout=timeout, port=port)
         except (dns.exception.DNSException, OSError) as exc:
             raise DnsUpdateError(
-                f"no answer from {host_port(where, port)} for {name} {rdtype}: {_describe(exc)}"
+                f"no answer from {HostPort(where, port)} for {name} {rdtype}: {_describe(exc)}"
             ) from exc
         return response
 
@@ -263,7 +221,7 @@ class MxUpdater:
                 f"the server refused our TSIG key '{self._credentials.name}': {_describe(exc)}"
             ) from exc
         except (dns.exception.DNSException, OSError) as exc:
-            raise DnsUpdateError(f"update to {host_port(self._server, self._port)} failed: {_describe(exc)}") from exc
+            raise DnsUpdateError(f"update to {HostPort(self._server, self._port)} failed: {_describe(exc)}") from exc
         return response.rcode()
 
     def _new_update(self, zone: dns.name.Name) -> dns.update.UpdateMessage:
@@ -311,7 +269,7 @@ class MxUpdater:
                     )
                 if rcode in (dns.rcode.NOTAUTH, dns.rcode.REFUSED, dns.rcode.NOTZONE, dns.rcode.FORMERR):
                     raise DnsUpdateError(
-                        f"{host_port(self._server, self._port)} refused the update of {domain} "
+                        f"{HostPort(self._server, self._port)} refused the update of {domain} "
                         f"({dns.rcode.to_text(rcode)}); "
                         "check the TSIG key and the zone's allow-update"
                     )
@@ -407,16 +365,16 @@ class MxUpdater:
             if not pending:
                 break
             if time.monotonic() >= deadline:
-                not_serving = {host_port(server, port): last.get(server, "no answer") for server in pending}
+                not_serving = {str(HostPort(server, port)): last.get(server, "no answer") for server in pending}
                 detail = "; ".join(f"{server}: {why}" for server, why in not_serving.items())
                 raise DnsVerifyError(
                     f"{domain} MX is {_show(target)} on the update server but {len(pending)} of {len(servers)} "
                     f"authoritative servers do not serve it after {self._settings.verify_timeout:g}s ({detail})",
-                    tuple(host_port(server, port) for server in servers if server not in pending),
+                    tuple(str(HostPort(server, port)) for server in servers if server not in pending),
                     not_serving,
                 )
             await asyncio.sleep(0.5)
-        return tuple(host_port(server, port) for server in servers)
+        return tuple(str(HostPort(server, port)) for server in servers)
 
     async def test_key(self, domain: str) -> None:
         """Prove the key may update the zone: add and remove a TXT record under _continuity-check."""
@@ -430,11 +388,6 @@ class MxUpdater:
             rcode = await self._send(update)
             if rcode != dns.rcode.NOERROR:
                 raise DnsUpdateError(f"a test update ({what} TXT {owner}) was refused with {dns.rcode.to_text(rcode)}")
-
-
-def host_port(host: str, port: int) -> str:
-    """host:port, with an IPv6 address in brackets ([::1]:53)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _show(records: Sequence[str]) -> str:

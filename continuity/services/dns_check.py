@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import dns.asyncresolver
 import dns.exception
 
-from continuity.adapters.dns_update import DnsUpdateError, MxUpdater, TsigCredentials
+from continuity.adapters.dns_tsig import TsigCredentials
+from continuity.adapters.dns_update import DnsUpdateError, MxUpdater
 from continuity.config.settings import Settings
 from continuity.errors import ConfigError
 

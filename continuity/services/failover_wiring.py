@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from continuity.adapters.dns_update import MxUpdater, TsigCredentials
+from continuity.adapters.dns_tsig import TsigCredentials
+from continuity.adapters.dns_update import MxUpdater
 from continuity.adapters.smtp_client import SmtpDelivery
 from continuity.config.failover import SwitchMode
 from continuity.config.settings import Settings

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from continuity.adapters.dns_update import DnsUpdateError, MxUpdater, TsigCredentials
+from continuity.adapters.dns_tsig import TsigCredentials
+from continuity.adapters.dns_update import DnsUpdateError, MxUpdater
 from continuity.config.dns import DnsSettings
 from tests.support.bind import BindServer, TsigKey, zone_text
 
