@@ -74,6 +74,12 @@ async def _begin(store: Store, policy: ThrottlePolicy, limits: tuple[Limit, ...]
     )
 
 
+async def _passed(store: Store, attempt: Attempt, key: str) -> None:
+    """A right password or code: its attempt is not a failure, and the key's earlier failures are forgotten."""
+    await store.webmail_auth.forget_attempt(attempt.recorded)
+    await store.webmail_auth.clear_failures(key)
+
+
 def _account(address: str) -> str:
     try:
         return normalize_address(address)
@@ -100,8 +106,7 @@ async def check_password(
     matches = await asyncio.to_thread(verify_password, stored_hash, password)
     if mailbox is None or not mailbox.enabled or not mailbox.password_hash or not matches:
         return Refused(WRONG_CREDENTIALS, 401)
-    await store.webmail_auth.forget_attempt(attempt.recorded)
-    await store.webmail_auth.clear_failures(first.key)
+    await _passed(store, attempt, first.key)
     totp = await store.webmail_auth.totp(mailbox.address)
     return SignedIn(mailbox.address, second_factor=totp is not None and totp.enabled)
 
@@ -119,8 +124,7 @@ async def check_code(store: Store, policy: ThrottlePolicy, mailbox: str, code: s
     step = matching_step(record.secret, code) if record is not None and record.enabled else None
     if step is None or not await store.webmail_auth.use_totp_step(mailbox, step, enable=False):
         return Refused(WRONG_CODE, 401)
-    await store.webmail_auth.forget_attempt(attempt.recorded)
-    await store.webmail_auth.clear_failures(second_factor_key(mailbox))
+    await _passed(store, attempt, second_factor_key(mailbox))
     return None
 
 
@@ -144,6 +148,5 @@ async def check_current_password(
         return Refused("The password is not right.", 400)
     if not await asyncio.to_thread(verify_password, record.password_hash, password):
         return Refused("The password is not right.", 400)
-    await store.webmail_auth.forget_attempt(attempt.recorded)
-    await store.webmail_auth.clear_failures(reauth_key(mailbox))
+    await _passed(store, attempt, reauth_key(mailbox))
     return None
