@@ -23,7 +23,7 @@ class ReplayStatus:
     mailboxes: tuple[MailboxProgress, ...]
     unplanned: int
     next_retry: float | None
-    # Counts by state over the whole run (the sum of mailboxes when those were read).
+    # Counts by state over the whole run, when the mailboxes were not read (else their sum is the total).
     totals: dict[ItemState, int] = field(default_factory=dict)
     # Standby copies without a final outcome at the last reconciliation (None: not counted).
     unaccounted: int | None = None
@@ -82,14 +82,9 @@ async def collect_status(store: Store, run: ReplayRun | None) -> ReplayStatus:
     status`` and the admin API, not for every monitor cycle (see quick_status).
     """
     mailboxes = tuple(await store.replay.progress(run.id)) if run is not None else ()
-    totals: dict[ItemState, int] = {}
-    for progress in mailboxes:
-        for state, count in progress.counts.items():
-            totals[state] = totals.get(state, 0) + count
     reconciled = await store.replay.reconciliation()
-    return ReplayStatus(
-        run, mailboxes, reconciled.unplanned, await store.replay.next_due(), totals, reconciled.unaccounted
-    )
+    next_retry = await store.replay.next_due()
+    return ReplayStatus(run, mailboxes, reconciled.unplanned, next_retry, unaccounted=reconciled.unaccounted)
 
 
 async def quick_status(store: Store, run: ReplayRun) -> ReplayStatus:

@@ -22,8 +22,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +31,7 @@ from continuity.config.loader import load_settings
 from continuity.core.failover import FailoverEvent, FailoverRecord, FailoverState, Routing
 from continuity.core.models import AcceptedRecipient, IncomingMessage, MessageState
 from continuity.core.replay_journal import ItemState
-from continuity.core.replay_plan import Candidate, PlannedItem, ReceivedShape, marker_value
+from continuity.core.replay_plan import marker_value
 from continuity.core.replay_records import RunStatus
 from continuity.services.replayer import ReplayService
 from continuity.store.sqlite import open_sqlite_store
@@ -120,16 +120,9 @@ async def test_delivery_faster_than_planning_settles_no_message_early(tmp_path: 
         store = await open_sqlite_store(settings.database_path, settings.blob_path)
         window = store.replay.plan_window
 
-        async def slow_window(
-            run_id: int,
-            after_row_id: int,
-            limit: int,
-            plan: Callable[[Candidate], PlannedItem],
-            at: float,
-            received: ReceivedShape | None = None,
-        ) -> tuple[int, int]:
+        async def slow_window(*args: Any, **kwargs: Any) -> tuple[int, int]:
             await asyncio.sleep(0.03)  # planning slower than delivery: deliveries catch up with every batch
-            return await window(run_id, after_row_id, limit, plan, at, received)
+            return await window(*args, **kwargs)
 
         store.replay.plan_window = slow_window  # type: ignore[method-assign]
         restoring = FailoverRecord(state=FailoverState.RESTORING, since=0.0)
