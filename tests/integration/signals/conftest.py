@@ -19,7 +19,6 @@ from continuity.core.mailbox_rows import build_mailbox
 from continuity.services.app import Running, start, stop
 from tests.conftest import provision_standard_mailboxes
 from tests.support.appliance import TEST_DOMAINS, make_settings
-from tests.support.ports import free_port
 from tests.support.smtp_sink import SmtpSink
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -112,10 +111,12 @@ async def feed_appliance_with(
     tmp_path: Path, sink: SmtpSink, webhook: WebhookReceiver, extra: dict[str, Any]
 ) -> AsyncIterator[RelayAppliance]:
     """Start an appliance with a relay listener and the standard mailboxes (alice with an alternate address)."""
-    relay_port = free_port()
-    overrides = merge(feed_overrides(sink, webhook, relay_port), extra)
+    overrides = merge(feed_overrides(sink, webhook, 0), extra)
     running = await start(make_settings(tmp_path / "data", **overrides))
     try:
+        # Port 0: the kernel picks a free port at bind time, so no other test can take it in between.
+        assert running.feeds is not None and running.feeds.relay_address is not None
+        relay_port = running.feeds.relay_address.port
         await provision_standard_mailboxes(running)
         await running.store.mailboxes.upsert(
             build_mailbox(
