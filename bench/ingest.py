@@ -1,144 +1,225 @@
-"""Durable SMTP ingest rate of the appliance against Postfix on the same machine.
+"""Durable SMTP ingest rate of the appliance as shipped against Postfix and Postfix with rspamd.
 
-20 concurrent clients send 10 KB messages, first with one connection per message, then
-over reused connections. Postfix (from Debian, installed when missing) runs with a relay
-domain and a discard transport, so what it does per message is what the appliance does:
-accept, write the queue file, fsync, answer 250. Each side is measured in alternating
-rounds and the median is kept, because this machine is shared and noisy.
+20 concurrent clients send 10 KB messages, first with one connection per message (the
+headline), then over reused connections, to four servers on this machine:
 
-Run as root (Postfix needs it):  .venv/bin/python -m bench.ingest
+* the appliance in its production default: the filters as shipped, the default log level,
+  the log on stderr written to a file; the filters' DNS is a loopback BIND (no query leaves
+  the machine, none waits for a time-out);
+* the same appliance with ``[filters] enabled = false``;
+* Postfix (from Debian, installed when missing) with a relay domain and a discard
+  transport, so what it does per message is accept, write the queue file, fsync, answer 250;
+* that Postfix with rspamd as its milter (Debian's rules; see bench/rspamd_instance.py),
+  ``milter_default_action = tempfail``, rspamd's DNS on the same loopback BIND.
+
+The servers are measured in alternating rounds and each one's median is kept, because
+this machine is shared and noisy. After a round of the appliance, the next round waits
+until the appliance's background work (indexing, learning) has finished.
+
+Run as root (Postfix needs it):  .venv/bin/python -m bench.ingest [--liveness-json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from bench.appliance_instance import ApplianceInstance, shipped_filters
+from bench.loopback_dns import start_loopback_dns
 from bench.postfix_instance import PostfixInstance, ensure_postfix
+from bench.rspamd_instance import RspamdMilter, ensure_rspamd
 from bench.smtp_load import LoadResult, run_load
-from tests.support.ports import free_port, wait_for_port
+from tests.support.ports import free_port
 
 RECIPIENT = "bench@example.com"
 RESULTS = Path(__file__).parent / "results"
+MODES = {"one_connection_per_message": False, "reused_connections": True}
+SERVERS = ("appliance", "appliance_filters_off", "postfix", "postfix_rspamd")
+# (numerator, denominator, target): the ratios this benchmark is for.
+TARGETS = (
+    ("appliance", "postfix_rspamd", 1.0),
+    ("appliance", "postfix", 0.75),
+    ("appliance_filters_off", "postfix", 1.2),
+)
+# Worst latencies written by the liveness test (tests/…/liveness), shown beside the ratios when
+# --liveness-json names its file; keys in this order first, then any others the file has.
+LIVENESS_KEYS = ("healthz_worst_ms", "banner_worst_ms", "webmail_worst_ms", "ingest_worst_ms", "hostile_answer_worst_s")
+POSTFIX_DISCARD = {
+    "relay_domains": "example.com",
+    "transport_maps": "inline:{ example.com=discard: }",
+    "smtpd_relay_restrictions": "permit_auth_destination, reject",
+}
+
+Measure = Callable[[str, bool, int], Awaitable[LoadResult]]
 
 
-def _start_appliance(work: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port, web_port = free_port(), free_port()
-    config = work / "continuity.toml"
-    config.write_text(
-        f'data_dir = "{work / "appliance"}"\ndomains = ["example.com"]\nlog_level = "warning"\n'
-        f'[smtp]\nlisten = "127.0.0.1:{port}"\nhostname = "standby.bench.test"\n'
-        'limit_exempt_networks = ["127.0.0.0/8"]\n'
-        f'[web]\nlisten = "127.0.0.1:{web_port}"\n'
-        # Raw durable ingest is measured; the filter pipeline has its own benchmark (bench/filters.py).
-        "[filters]\nenabled = false\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUITY_")}
-    command = [sys.executable, "-m", "continuity", "--config", str(config)]
-    subprocess.run([*command, "mailbox", "add", RECIPIENT, "--name", "Bench"], check=True, env=env, capture_output=True)
-    log = (work / "appliance.log").open("wb")
-    process = subprocess.Popen([*command, "serve"], stdout=log, stderr=subprocess.STDOUT, env=env)
-    wait_for_port(port)
-    wait_for_port(web_port)
-    return process, port
-
-
-def _stored_count(work: Path) -> int:
-    import sqlite3
-
-    connection = sqlite3.connect(work / "appliance" / "continuity.db")
-    try:
-        return int(connection.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
-    finally:
-        connection.close()
-
-
-async def _measure(port: int, args: argparse.Namespace, reuse: bool, messages: int) -> LoadResult:
-    return await run_load(
-        "127.0.0.1",
-        port,
-        messages=messages,
-        clients=args.clients,
-        size=args.size,
-        recipient=RECIPIENT,
-        reuse_connections=reuse,
-    )
-
-
-async def _compare(appliance_port: int, postfix_port: int, args: argparse.Namespace, reuse: bool) -> dict[str, object]:
-    ours: list[float] = []
-    theirs: list[float] = []
-    failures = 0
+async def _rounds(
+    measure: Measure, appliances: dict[str, ApplianceInstance], args: argparse.Namespace, reuse: bool
+) -> dict[str, object]:
+    rates: dict[str, list[float]] = {name: [] for name in SERVERS}
+    acknowledged = dict.fromkeys(SERVERS, 0)
+    failed = dict.fromkeys(SERVERS, 0)
     for round_number in range(args.rounds):
-        order = [("appliance", appliance_port), ("postfix", postfix_port)]
-        if round_number % 2:
-            order.reverse()
-        for name, port in order:
-            result = await _measure(port, args, reuse, args.messages)
-            failures += result.failed
-            (ours if name == "appliance" else theirs).append(result.rate)
+        shift = round_number % len(SERVERS)
+        for name in SERVERS[shift:] + SERVERS[:shift]:  # each server goes first in turn
+            result = await measure(name, reuse, args.messages)
+            rates[name].append(result.rate)
+            acknowledged[name] += result.acknowledged
+            failed[name] += result.failed
             print(
-                f"  round {round_number + 1} {name:9} {result.rate:8.0f} msg/s "
-                f"({result.acknowledged} in {result.seconds:.2f}s)"
+                f"  round {round_number + 1} {name:22} {result.rate:8.0f} msg/s "
+                f"({result.acknowledged} in {result.seconds:.2f}s, {result.failed} refused)",
+                flush=True,
             )
-    appliance_rate, postfix_rate = statistics.median(ours), statistics.median(theirs)
+            if name in appliances:
+                appliances[name].wait_until_idle()
+    medians = {name: statistics.median(values) for name, values in rates.items()}
     return {
-        "appliance_msgs_per_s": round(appliance_rate),
-        "postfix_msgs_per_s": round(postfix_rate),
-        "ratio": round(appliance_rate / postfix_rate, 2),
-        "failed": failures,
+        "msgs_per_s": {name: round(rate) for name, rate in medians.items()},
+        "ratios": {f"{top}/{bottom}": round(medians[top] / medians[bottom], 2) for top, bottom, _ in TARGETS},
+        "acknowledged": acknowledged,
+        "refused": failed,
     }
+
+
+def _work_directory(args: argparse.Namespace) -> contextlib.AbstractContextManager[str]:
+    """A temporary directory for every server's files, removed afterwards unless --keep."""
+    if args.keep:
+        return contextlib.nullcontext(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.workdir))
+    return tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=args.workdir)
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, object]:
     ensure_postfix()
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=args.workdir) as tmp:
+    ensure_rspamd()
+    with _work_directory(args) as tmp:
         work = Path(tmp)
+        if args.keep:
+            print(f"logs and stores are kept in {work}")
         work.chmod(0o755)  # Postfix's daemons run as the postfix user and must reach their queue
-        postfix = PostfixInstance(
-            work / "postfix",
-            free_port(),
-            {
-                "relay_domains": "example.com",
-                "transport_maps": "inline:{ example.com=discard: }",
-                "smtpd_relay_restrictions": "permit_auth_destination, reject",
-            },
-        )
-        postfix.start()
-        process, port = _start_appliance(work)
+        dns = start_loopback_dns(work / "dns")
+        resolver = f"127.0.0.1:{dns.port}"
+        rspamd = RspamdMilter(work / "rspamd", resolver)
+        milter = {
+            "smtpd_milters": f"inet:127.0.0.1:{rspamd.milter_port}",
+            "milter_default_action": "tempfail",
+            "milter_protocol": "6",
+        }
+        postfixes = {
+            "postfix": PostfixInstance(work / "postfix", free_port(), POSTFIX_DISCARD),
+            "postfix_rspamd": PostfixInstance(work / "postfix-rspamd", free_port(), POSTFIX_DISCARD | milter),
+        }
+        appliances = {
+            "appliance": ApplianceInstance(work / "appliance", RECIPIENT, filters=True, resolver=resolver),
+            "appliance_filters_off": ApplianceInstance(
+                work / "appliance-off", RECIPIENT, filters=False, resolver=resolver
+            ),
+        }
+        ports: dict[str, int] = {}
         try:
-            print(f"warming up both servers ({args.warmup} messages each)")
-            for target in (port, postfix.port):
-                await _measure(target, args, False, args.warmup)
-            before = _stored_count(work)
+            print("starting rspamd (it compiles its rules first; this can take a minute)", flush=True)
+            rspamd.start()
+            for name, postfix in postfixes.items():
+                postfix.start()
+                ports[name] = postfix.port
+            for name, appliance in appliances.items():
+                appliance.start()
+                ports[name] = appliance.port
+
+            async def measure(name: str, reuse: bool, messages: int) -> LoadResult:
+                return await run_load(
+                    "127.0.0.1",
+                    ports[name],
+                    messages=messages,
+                    clients=args.clients,
+                    size=args.size,
+                    recipient=RECIPIENT,
+                    reuse_connections=reuse,
+                )
+
+            print(f"warming up every server ({args.warmup} messages each)", flush=True)
+            for name in SERVERS:
+                warm = await measure(name, False, args.warmup)
+                if warm.failed:
+                    raise SystemExit(f"{name} refused {warm.failed} of {args.warmup} warm-up messages; see {work}")
+                if name in appliances:
+                    appliances[name].wait_until_idle()
+            before = {name: appliance.stored() for name, appliance in appliances.items()}
             report: dict[str, object] = {
                 "clients": args.clients,
                 "message_size": args.size,
                 "messages_per_round": args.messages,
                 "rounds": args.rounds,
                 "cpus": os.cpu_count(),
+                "appliance_filters": shipped_filters(),
             }
-            for label, reuse in (("one_connection_per_message", False), ("reused_connections", True)):
-                print(f"{label.replace('_', ' ')}:")
-                report[label] = await _compare(port, postfix.port, args, reuse)
-            stored = _stored_count(work) - before
-            expected = args.rounds * args.messages * 2
-            report["appliance_stored"] = stored
-            if stored != expected:
-                raise SystemExit(f"appliance acknowledged {expected} messages but stored {stored}")
+            for label, reuse in MODES.items():
+                print(f"{label.replace('_', ' ')}:", flush=True)
+                report[label] = await _rounds(measure, appliances, args, reuse)
+            _check_stored(report, appliances, before)
         finally:
-            process.terminate()
-            process.wait(timeout=60)
-            postfix.stop()
+            for appliance in appliances.values():
+                appliance.stop()
+            for postfix in postfixes.values():
+                postfix.stop()
+            rspamd.stop()
+            dns.stop()
     return report
+
+
+def _check_stored(report: dict[str, object], appliances: dict[str, ApplianceInstance], before: dict[str, int]) -> None:
+    """Each appliance stored exactly the messages it acknowledged with 250 (250 means durable)."""
+    for name, appliance in appliances.items():
+        acknowledged = 0
+        for label in MODES:
+            row = report[label]
+            assert isinstance(row, dict)
+            acknowledged += row["acknowledged"][name]
+        stored = appliance.stored() - before[name]
+        report[f"{name}_stored"] = stored
+        if stored != acknowledged:
+            raise SystemExit(f"{name} acknowledged {acknowledged} messages but stored {stored}")
+
+
+def read_liveness(path: Path | None) -> dict[str, float]:
+    """The liveness test's worst latencies (its JSON file), or nothing when no file is given."""
+    if path is None:
+        return {}
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise SystemExit(f"{path}: expected a JSON object of worst latencies")
+    ordered = [key for key in LIVENESS_KEYS if key in data] + [key for key in data if key not in LIVENESS_KEYS]
+    return {key: data[key] for key in ordered}
+
+
+def print_summary(report: dict[str, object], liveness: dict[str, float], liveness_path: Path | None) -> None:
+    """Each server's msg/s, the ratios against their targets, and the liveness figures beside them."""
+    print(f"\nappliance filters (as shipped): {report['appliance_filters']}")
+    print("rspamd: Debian's rules and modules, fuzzy_check off, loopback DNS, no Redis")
+    for label in MODES:
+        row = report[label]
+        assert isinstance(row, dict)
+        rates, ratios = row["msgs_per_s"], row["ratios"]
+        print(f"\n{label.replace('_', ' ')} (median msg/s):")
+        print("  " + "   ".join(f"{name} {rates[name]}" for name in SERVERS))
+        for top, bottom, target in TARGETS:
+            ratio = ratios[f"{top}/{bottom}"]
+            verdict = "met" if ratio >= target else "NOT met"
+            print(f"  {top + ' / ' + bottom:40} {ratio:5.2f}   target >= {target:.2f}: {verdict}")
+        if any(row["refused"].values()):
+            print(f"  refused: {row['refused']}")
+    if liveness:
+        print(f"\nliveness test's worst latencies ({liveness_path}):")
+        for key, value in liveness.items():
+            print(f"  {key:24} {value}")
 
 
 def main() -> None:
@@ -148,10 +229,18 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=4000, help="messages per measured round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1000)
-    parser.add_argument("--workdir", default=None, help="where both queues live (same disk for both)")
+    parser.add_argument("--workdir", default=None, help="where every queue lives (same disk for all)")
+    parser.add_argument("--keep", action="store_true", help="keep the servers' logs, queues and stores afterwards")
+    parser.add_argument(
+        "--liveness-json",
+        type=Path,
+        default=None,
+        help="the liveness test's JSON of worst latencies, shown beside the ratios",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: Postfix, the reference, needs it")
+    liveness = read_liveness(args.liveness_json)
     try:
         import uvloop
 
@@ -159,16 +248,11 @@ def main() -> None:
     except ImportError:
         pass
     report = asyncio.run(main_async(args))
+    if liveness:
+        report["liveness"] = liveness
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps(report | {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2))
-    print()
-    for label in ("one_connection_per_message", "reused_connections"):
-        row = report[label]
-        assert isinstance(row, dict)
-        print(
-            f"{label.replace('_', ' '):28} appliance {row['appliance_msgs_per_s']:>6} msg/s   "
-            f"postfix {row['postfix_msgs_per_s']:>6} msg/s   ratio appliance/postfix {row['ratio']:.2f}"
-        )
+    print_summary(report, liveness, args.liveness_json)
 
 
 if __name__ == "__main__":

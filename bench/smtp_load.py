@@ -7,6 +7,7 @@ own cost weighs equally on both sides of the ratio.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import time
 from dataclasses import dataclass
 
@@ -14,10 +15,10 @@ LINE = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod
 
 
 def make_body(index: int, size: int, recipient: str) -> bytes:
-    """A message of about size bytes with a unique Message-ID."""
+    """A message of about size bytes with a unique Message-ID, dated now (spam filters score old dates)."""
     head = (
         f"From: Load <load@bench.test>\r\nTo: <{recipient}>\r\nSubject: load {index}\r\n"
-        f"Message-ID: <{index}.{time.time_ns()}@bench.test>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\n"
+        f"Message-ID: <{index}.{time.time_ns()}@bench.test>\r\nDate: {email.utils.formatdate()}\r\n\r\n"
     ).encode()
     return head + LINE * max(1, (size - len(head)) // len(LINE))
 
