@@ -45,3 +45,18 @@ class SmtpReplyError(ContinuityError):
     def reply(self) -> str:
         """The reply line, without CRLF."""
         return f"{self.code} {self.enhanced} {self.public}"
+
+
+class PrimaryReplyError(ContinuityError):
+    """The primary's reply broke a bound the appliance sets (too long, too many lines, too slow).
+
+    A compromised or broken primary is in the threat model: ``bound`` names the limit that
+    was exceeded and ``server`` the host:port that exceeded it; the connection is dropped and
+    the replay gives up on that server for a while.
+    """
+
+    def __init__(self, server: str, bound: str, detail: str) -> None:
+        super().__init__(f"IMAP {server}: {detail} (bound: {bound})")
+        self.server = server
+        self.bound = bound
+        self.detail = detail

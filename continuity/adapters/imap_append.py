@@ -6,20 +6,25 @@ continuity.core.imap_syntax first (aioimaplib sends arguments as given). Answers
 turned into typed outcomes (continuity.core.replay_journal.Attempt): delivered,
 throttled ("NO [LIMIT] server busy"), deferred or failed; a broken connection raises
 :class:`ImapSessionError` so the caller reconnects.
+
+Every reply passes continuity.adapters.imap_guard first (bounded lines, literals and line
+counts, a deadline per command); a reply that breaks a bound drops the connection and raises
+an ImapSessionError whose ``give_up`` names the bound, so the replay leaves the server alone
+for a while.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import ssl
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aioimaplib
 
+from continuity.adapters.imap_guard import ReplyGuard, ReplyLimits, guard_client
 from continuity.core.imap_syntax import (
     ImapSyntaxError,
     check_literal,
@@ -32,6 +37,7 @@ from continuity.core.imap_syntax import (
 )
 from continuity.core.replay_journal import Attempt, OutcomeKind, classify_imap_no
 from continuity.core.replay_plan import MARKER_FIELD, parse_marker_fields
+from continuity.errors import PrimaryReplyError
 
 _FETCH_MARKER = f"(BODY.PEEK[HEADER.FIELDS ({MARKER_FIELD.upper()})])"
 _FETCH_CHUNK = 50
@@ -41,15 +47,21 @@ _FETCH_CHUNK = 50
 _LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delim>NIL|"(?:\\.|[^"\\])*") (?P<name>.*)$')
 _UID = re.compile(rb"UID (\d+)")
 _APPENDUID = re.compile(r"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
+# An APPEND's deadline grows by a second per this many bytes of message (a 2 Mbit/s link).
+_APPEND_BYTES_PER_SECOND = 256 * 1024
 
 
 class ImapSessionError(Exception):
-    """The session cannot go on (connection lost, login refused, server busy at login)."""
+    """The session cannot go on (connection lost, login refused, server busy at login).
 
-    def __init__(self, kind: OutcomeKind, detail: str) -> None:
+    give_up is set when the server's reply broke a bound (continuity.adapters.imap_guard).
+    """
+
+    def __init__(self, kind: OutcomeKind, detail: str, give_up: PrimaryReplyError | None = None) -> None:
         super().__init__(detail)
         self.kind = kind
         self.detail = detail
+        self.give_up = give_up
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +75,12 @@ class ImapTarget:
     master_user: str
     master_password: str
     login_format: str = "{mailbox}*{master}"
+    limits: ReplyLimits = field(default_factory=ReplyLimits)
+
+    @property
+    def server(self) -> str:
+        """host:port, as errors name it."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def login_name(self, mailbox: str) -> str:
         """The login name that opens mailbox as the master user."""
@@ -93,8 +111,12 @@ def _unquote(raw: bytes) -> str:
 class MailboxSession:
     """One connection, logged in to one mailbox."""
 
-    def __init__(self, client: aioimaplib.IMAP4_SSL, mailbox: str, delimiter: str | None) -> None:
+    def __init__(
+        self, client: aioimaplib.IMAP4_SSL, guard: ReplyGuard, deadline: float, mailbox: str, delimiter: str | None
+    ) -> None:
         self._client = client
+        self._guard = guard
+        self._deadline = deadline
         self.mailbox = mailbox
         self.delimiter = delimiter
         self._selected: str | None = None
@@ -106,29 +128,34 @@ class MailboxSession:
         client = aioimaplib.IMAP4_SSL(
             host=target.host, port=target.port, timeout=target.timeout, ssl_context=target.tls
         )
+        guard = guard_client(client, target.server, target.limits)
         try:
-            await client.wait_hello_from_server()
-            login = await client.login(quote(target.login_name(mailbox)), target.master_password)
+            await guard.run("greeting", client.wait_hello_from_server(), target.timeout)
+            name = quote(target.login_name(mailbox))
+            login = await guard.run("LOGIN", client.login(name, target.master_password), target.timeout)
             if login.result != "OK":
                 detail = f"login to {mailbox} as {target.master_user} refused: {_text(login.lines)}"
                 kind = classify_imap_no(detail)
                 raise ImapSessionError(
                     OutcomeKind.THROTTLED if kind is OutcomeKind.THROTTLED else OutcomeKind.DEFERRED, detail
                 )
-            listing = await client.list('""', '""')
+            listing = await guard.run("LIST", client.list('""', '""'), target.timeout)
             delimiter = None
             for line in listing.lines[:-1]:
                 found = _LIST_LINE.match(bytes(line)) if isinstance(line, bytes | bytearray) else None
                 if found and found.group("delim") != b"NIL":
                     delimiter = _unquote(found.group("delim")) or None
-            return cls(client, mailbox, delimiter)
+            return cls(client, guard, target.timeout, mailbox, delimiter)
+        except PrimaryReplyError as exc:
+            _drop(client)
+            raise ImapSessionError(OutcomeKind.DEFERRED, str(exc), exc) from None
         except ImapSessionError:
             _drop(client)
             raise
         except ImapSyntaxError as exc:
             _drop(client)
             raise ImapSessionError(OutcomeKind.FAILED, f"cannot log in to {mailbox}: {exc}") from None
-        except (TimeoutError, OSError, ssl.SSLError, aioimaplib.AioImapException) as exc:
+        except (TimeoutError, OSError, ssl.SSLError, aioimaplib.AioImapException, ValueError, IndexError) as exc:
             _drop(client)
             raise ImapSessionError(
                 OutcomeKind.DEFERRED, f"IMAP {target.host}:{target.port}: {_describe(exc)}"
@@ -137,8 +164,8 @@ class MailboxSession:
     async def close(self) -> None:
         """Log out (best effort) and close the connection."""
         try:
-            await asyncio.wait_for(self._client.logout(), 5)
-        except (TimeoutError, OSError, ssl.SSLError, aioimaplib.AioImapException):
+            await self._guard.run("LOGOUT", self._client.logout(), min(5.0, self._deadline))
+        except (TimeoutError, OSError, ssl.SSLError, aioimaplib.AioImapException, PrimaryReplyError, ValueError):
             pass
         finally:
             _drop(self._client)
@@ -155,7 +182,9 @@ class MailboxSession:
             return Attempt(OutcomeKind.FAILED, str(exc))
         for _ in range(2):
             response = await self._call(
-                self._client.append(data, mailbox=name, flags=flag_list(flags), date=internal_date(date))
+                "APPEND",
+                self._client.append(data, mailbox=name, flags=flag_list(flags), date=internal_date(date)),
+                self._deadline + len(data) / _APPEND_BYTES_PER_SECOND,
             )
             text = _text(response.lines)
             if response.result == "OK":
@@ -175,7 +204,7 @@ class MailboxSession:
 
     async def create(self, folder: str) -> Attempt | None:
         """Create folder; None when it exists now, otherwise why not."""
-        response = await self._call(self._client.create(mailbox_argument(folder)))
+        response = await self._call("CREATE", self._client.create(mailbox_argument(folder)))
         text = _text(response.lines)
         if response.result == "OK" or "[ALREADYEXISTS]" in text.upper():
             self._known.add(folder)
@@ -188,7 +217,7 @@ class MailboxSession:
     async def _select(self, folder: str) -> bool:
         if self._selected == folder:
             return True
-        response = await self._call(self._client.select(mailbox_argument(folder)))
+        response = await self._call("SELECT", self._client.select(mailbox_argument(folder)))
         self._selected = folder if response.result == "OK" else None
         if response.result != "OK" and self._client.protocol is not None:
             # A failed SELECT leaves the server in the authenticated state (RFC 3501 6.3.1).
@@ -202,9 +231,9 @@ class MailboxSession:
         for start in range(0, len(numbers), _FETCH_CHUNK):
             chunk = sequence_set(numbers[start : start + _FETCH_CHUNK])
             if by_uid:
-                response = await self._call(self._client.uid("fetch", chunk, _FETCH_MARKER))
+                response = await self._call("FETCH", self._client.uid("fetch", chunk, _FETCH_MARKER))
             else:
-                response = await self._call(self._client.fetch(chunk, _FETCH_MARKER))
+                response = await self._call("FETCH", self._client.fetch(chunk, _FETCH_MARKER))
             current = 0
             for line in response.lines:
                 if isinstance(line, bytearray):
@@ -216,7 +245,7 @@ class MailboxSession:
         return found
 
     async def _search(self, *criteria: str) -> list[int]:
-        response = await self._call(self._client.uid_search(*criteria, charset=None))
+        response = await self._call("SEARCH", self._client.uid_search(*criteria, charset=None))
         return _numbers(response.lines) if response.result == "OK" else []
 
     async def find(self, folder: str, message_id: str, marker: str) -> int | None:
@@ -241,7 +270,7 @@ class MailboxSession:
         """Every replay marker in folder (one per copy), or None when the folder does not exist."""
         if not await self._select(folder):
             return None
-        response = await self._call(self._client.search("HEADER", MARKER_FIELD, '""', charset=None))
+        response = await self._call("SEARCH", self._client.search("HEADER", MARKER_FIELD, '""', charset=None))
         numbers = _numbers(response.lines) if response.result == "OK" else []
         if not numbers:
             return []
@@ -249,7 +278,7 @@ class MailboxSession:
 
     async def folders(self) -> list[str]:
         """Every folder of the mailbox (decoded names)."""
-        response = await self._call(self._client.list('""', '"*"'))
+        response = await self._call("LIST", self._client.list('""', '"*"'))
         names = []
         for line in response.lines[:-1]:
             found = _LIST_LINE.match(bytes(line)) if isinstance(line, bytes | bytearray) else None
@@ -261,7 +290,7 @@ class MailboxSession:
         """Give the copy uid in uid_folder these flags and move it to folder (resync after a webmail change)."""
         if not await self._select(uid_folder):
             return Attempt(OutcomeKind.DEFERRED, f"cannot select {uid_folder}")
-        response = await self._call(self._client.uid("store", str(uid), "FLAGS", flag_list(flags)))
+        response = await self._call("STORE", self._client.uid("store", str(uid), "FLAGS", flag_list(flags)))
         if response.result != "OK":
             return Attempt(OutcomeKind.DEFERRED, f"STORE in {uid_folder}: {_text(response.lines)}"[:300])
         if folder == uid_folder:
@@ -272,21 +301,24 @@ class MailboxSession:
                 return problem
         target = mailbox_argument(folder)
         if "MOVE" in self._client.protocol.capabilities:
-            response = await self._call(self._client.uid("move", str(uid), target))
+            response = await self._call("MOVE", self._client.uid("move", str(uid), target))
         else:
-            response = await self._call(self._client.uid("copy", str(uid), target))
+            response = await self._call("COPY", self._client.uid("copy", str(uid), target))
             if response.result == "OK":
-                await self._call(self._client.uid("store", str(uid), "+FLAGS", "(\\Deleted)"))
-                await self._call(self._client.uid("expunge", str(uid)))
+                await self._call("STORE", self._client.uid("store", str(uid), "+FLAGS", "(\\Deleted)"))
+                await self._call("EXPUNGE", self._client.uid("expunge", str(uid)))
         if response.result != "OK":
             return Attempt(OutcomeKind.DEFERRED, f"MOVE to {folder}: {_text(response.lines)}"[:300])
         self._selected = None if self._selected == folder else self._selected
         return Attempt(OutcomeKind.DELIVERED, f"moved from {uid_folder}")
 
-    async def _call(self, awaitable: Awaitable[Any]) -> Any:
+    async def _call(self, command: str, awaitable: Awaitable[Any], deadline: float | None = None) -> Any:
         try:
-            return await awaitable
-        except (TimeoutError, OSError, ssl.SSLError, aioimaplib.AioImapException) as exc:
+            return await self._guard.run(command, awaitable, self._deadline if deadline is None else deadline)
+        except PrimaryReplyError as exc:
+            _drop(self._client)
+            raise ImapSessionError(OutcomeKind.DEFERRED, str(exc), exc) from None
+        except (TimeoutError, OSError, ssl.SSLError, aioimaplib.AioImapException, ValueError, IndexError) as exc:
             _drop(self._client)
             raise ImapSessionError(
                 OutcomeKind.DEFERRED, f"IMAP connection to {self.mailbox} lost: {_describe(exc)}"

@@ -6,7 +6,8 @@ searches the Message-ID header; it never changes a message. Used by the compromi
 relayed message in the sender's Sent Items, is an inbound message still in the Inbox.
 
 aioimaplib sends its arguments as given, so every name and value is quoted here (and
-refused when it has characters that cannot be quoted safely).
+refused when it has characters that cannot be quoted safely). Every reply passes
+continuity.adapters.imap_guard (bounded lines, literals and line counts, a deadline per command).
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import aioimaplib
+
+from continuity.adapters.imap_guard import ReplyLimits, guard_client
+from continuity.errors import PrimaryReplyError
 
 _LIST_LINE = re.compile(r'^\((?P<flags>[^)]*)\) (?P<delimiter>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.+)$')
 _SKIP_FLAGS = frozenset({"\\noselect", "\\nonexistent"})
@@ -38,6 +43,7 @@ class ImapAccess:
     master_password: str
     tls: ssl.SSLContext
     timeout: float
+    limits: ReplyLimits = field(default_factory=ReplyLimits)
 
     def login_for(self, mailbox: str) -> str:
         """The login name that opens mailbox as the master user."""
@@ -84,15 +90,20 @@ class _Session:
         self._client = aioimaplib.IMAP4_SSL(
             host=access.host, port=access.port, timeout=access.timeout, ssl_context=access.tls
         )
+        self._guard = guard_client(self._client, f"{access.host}:{access.port}", access.limits)
+
+    async def _run(self, command: str, work: Awaitable[Any]) -> Any:
+        return await self._guard.run(command, work, self._access.timeout)
 
     async def open(self, mailbox: str) -> None:
-        await self._client.wait_hello_from_server()
-        login = await self._client.login(quote(self._access.login_for(mailbox)), self._access.master_password)
+        await self._run("greeting", self._client.wait_hello_from_server())
+        name = quote(self._access.login_for(mailbox))
+        login = await self._run("LOGIN", self._client.login(name, self._access.master_password))
         if login.result != "OK":
             raise ImapCheckError(f"the primary refused the master login for {mailbox}: {_text(login.lines[-1])}")
 
     async def folders(self) -> list[str]:
-        response = await self._client.list('""', '"*"')
+        response = await self._run("LIST", self._client.list('""', '"*"'))
         if response.result != "OK":
             raise ImapCheckError("LIST failed")
         return parse_list(response.lines)
@@ -101,10 +112,10 @@ class _Session:
         """True/False, or None when the folder cannot be opened."""
         # SELECT, not EXAMINE: aioimaplib allows SEARCH only in its SELECTED state, which EXAMINE
         # does not set; nothing here stores flags, so the folder is not changed either way.
-        opened = await self._client.select(quote(folder))
+        opened = await self._run("SELECT", self._client.select(quote(folder)))
         if opened.result != "OK":
             return None
-        found = await self._client.search("HEADER", "Message-ID", quote(message_id), charset=None)
+        found = await self._run("SEARCH", self._client.search("HEADER", "Message-ID", quote(message_id), charset=None))
         if found.result != "OK":
             raise ImapCheckError(f"SEARCH in {folder} failed: {_text(found.lines[-1]) if found.lines else ''}")
         numbers = [word for line in found.lines[:-1] for word in _text(line).split() if word.isdigit()]
@@ -112,8 +123,8 @@ class _Session:
 
     async def close(self) -> None:
         try:
-            await self._client.logout()
-        except (aioimaplib.Abort, aioimaplib.Error, OSError, TimeoutError):
+            await self._guard.run("LOGOUT", self._client.logout(), min(5.0, self._access.timeout))
+        except (aioimaplib.Abort, aioimaplib.Error, OSError, TimeoutError, PrimaryReplyError, ValueError):
             pass
         finally:
             if self._client.protocol is not None and self._client.protocol.transport is not None:
@@ -135,7 +146,9 @@ async def locate(
                 if await session.contains(name, message_id):
                     found.append(name)
             return tuple(found)
-    except (aioimaplib.Abort, aioimaplib.Error, OSError, TimeoutError, ssl.SSLError) as exc:
+    except PrimaryReplyError as exc:
+        raise ImapCheckError(str(exc)) from exc
+    except (aioimaplib.Abort, aioimaplib.Error, OSError, TimeoutError, ssl.SSLError, ValueError, IndexError) as exc:
         raise ImapCheckError(f"{type(exc).__name__}: {exc}") from exc
     finally:
         await session.close()

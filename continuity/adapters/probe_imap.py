@@ -1,4 +1,7 @@
-"""The IMAP probe of the primary (aioimaplib): TLS greeting, login of the canary account, SELECT INBOX."""
+"""The IMAP probe of the primary (aioimaplib): TLS greeting, login of the canary account, SELECT INBOX.
+
+Its replies pass continuity.adapters.imap_guard (bounded lines, literals and line counts).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from dataclasses import dataclass
 
 import aioimaplib
 
+from continuity.adapters.imap_guard import ReplyLimits, guard_client
 from continuity.core.probes import ProbeKind, ProbeOutcome, ProbeResult
+from continuity.errors import PrimaryReplyError
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,19 +42,22 @@ async def probe_imap(target: ImapProbeTarget) -> ProbeResult:
             client = aioimaplib.IMAP4_SSL(
                 host=target.host, port=target.port, timeout=target.timeout, ssl_context=target.tls
             )
+            guard = guard_client(client, f"{target.host}:{target.port}", ReplyLimits())
             try:
-                await client.wait_hello_from_server()
-                login = await client.login(target.user, target.password)
+                await guard.run("greeting", client.wait_hello_from_server(), target.timeout)
+                login = await guard.run("LOGIN", client.login(target.user, target.password), target.timeout)
                 if login.result != "OK":
                     return result(ProbeOutcome.DOWN, f"login of {target.user} refused: {_text(login.lines)}")
-                select = await client.select("INBOX")
+                select = await guard.run("SELECT", client.select("INBOX"), target.timeout)
                 if select.result != "OK":
                     return result(ProbeOutcome.DOWN, f"SELECT INBOX failed: {_text(select.lines)}")
-                await client.logout()
+                await guard.run("LOGOUT", client.logout(), target.timeout)
             finally:
                 if client.protocol is not None and client.protocol.transport is not None:
                     client.protocol.transport.close()
-    except (TimeoutError, OSError, ssl.SSLError, aioimaplib.Abort, aioimaplib.Error) as exc:
+    except PrimaryReplyError as exc:
+        return result(ProbeOutcome.DOWN, str(exc))
+    except (TimeoutError, OSError, ssl.SSLError, aioimaplib.Abort, aioimaplib.Error, ValueError, IndexError) as exc:
         return result(ProbeOutcome.DOWN, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     return result(ProbeOutcome.UP, f"TLS greeting, login of {target.user}, SELECT INBOX")
 

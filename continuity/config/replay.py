@@ -90,7 +90,34 @@ class ReplaySettings(BaseModel):
     )
     rate: float = Field(default=50.0, ge=0, description="Most messages per second (0: no limit).")
     batch: int = Field(default=50, ge=1, le=1000, description="Messages claimed per mailbox at once.")
-    timeout: float = Field(default=60.0, gt=0, description="Seconds each IMAP or SMTP step may take.")
+    timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Seconds each IMAP or SMTP step may take (an IMAP command's deadline; an APPEND gets a second more per "
+            "256 KiB of message)."
+        ),
+    )
+    reply_line_max: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Longest line of the primary's IMAP replies, in bytes (SEARCH results: reply_listing_max).",
+    )
+    reply_lines_max: int = Field(
+        default=100_000,
+        ge=100,
+        description="Most lines in one IMAP reply of the primary (LIST, SEARCH; other commands at most 10,000).",
+    )
+    reply_fetch_max: int = Field(
+        default=4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Most literal bytes in one FETCH reply of the primary (the marker headers of up to 50 messages).",
+    )
+    reply_listing_max: int = Field(
+        default=16 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Most bytes of one LIST or SEARCH reply of the primary (a SEARCH result is one line).",
+    )
     plan_batch: int = Field(
         default=5000,
         ge=1,

@@ -5,7 +5,9 @@ filter decision comes first; then, when an earlier attempt may have reached the 
 (a crash, a timeout), the primary is searched for that copy (same Message-ID and the
 same content hash in the replay marker) before anything is sent. Each outcome is made
 durable (group commit) before the worker moves on. Every delivery passes the flow
-control first: a slot in the window, then the rate and any pause.
+control first: a slot in the window, then the rate and any pause. When the primary's reply
+breaks a bound (continuity.adapters.imap_guard) the pass gives up on it: the item in hand
+and the rest of the batch are deferred by the retry rules and ``gave_up`` says why.
 """
 
 from __future__ import annotations
@@ -80,6 +82,14 @@ class DeliveryContext:
     outcomes: dict[str, int] = field(default_factory=dict)
     # Outcomes being committed; a worker waits for its batch's before it claims more.
     pending: list[asyncio.Task[None]] = field(default_factory=list)
+    # Why this pass gave up on the primary (a reply broke a bound); empty while it has not.
+    gave_up: str = ""
+
+    def give_up(self, exc: ImapSessionError) -> None:
+        """Note that the primary's reply broke a bound: the pass stops claiming work."""
+        if exc.give_up is not None and not self.gave_up:
+            self.gave_up = exc.detail
+            log.error("replay gives up on the primary for now: %s", exc.detail)
 
     async def flush(self) -> None:
         """Wait until every outcome settled so far is on disk (StorageError when one could not be written)."""
@@ -186,6 +196,7 @@ async def _imap_items(
                     session = await MailboxSession.open(context.imap, mailbox)
                 except ImapSessionError as exc:
                     # No session for this mailbox now (refused login, unreachable): the whole batch waits.
+                    context.give_up(exc)
                     pause = context.slots.observe(Attempt(exc.kind, exc.detail))
                     for rest in items[index:]:
                         await context.settle(rest, Attempt(exc.kind, exc.detail), "", pause)
@@ -196,6 +207,7 @@ async def _imap_items(
             await _drop(session)
             session = None
             attempt, placed = Attempt(exc.kind, exc.detail), ""
+            context.give_up(exc)
         finally:
             await context.slots.release()
         pause = context.slots.observe(attempt)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from continuity.adapters.imap_append import ImapSessionError, ImapTarget
+from continuity.adapters.imap_guard import ReplyLimits
 from continuity.adapters.smtp_client import SmtpDelivery
 from continuity.config.outbound import OutboundSettings
 from continuity.config.replay import DedupCheck, ReplayMethod
@@ -64,6 +65,7 @@ def imap_target(settings: Settings) -> ImapTarget | None:
         replay.master_user,
         replay.master_password.get_secret_value(),
         replay.login_format,
+        ReplyLimits(replay.reply_line_max, replay.reply_lines_max, replay.reply_fetch_max, replay.reply_listing_max),
     )
 
 
@@ -119,6 +121,7 @@ class ReplayService:
         self._background = False
         self.delivered = 0
         self.detail = ""
+        self._imap_rests_until = 0.0  # a reply broke a bound: no IMAP delivery before this (clock time)
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -289,9 +292,12 @@ class ReplayService:
             return delivered > 0
 
     async def _deliver(self, run: ReplayRun, planning: asyncio.Future[int] | None) -> int:
-        channels = ([Channel.IMAP] if self.imap is not None else []) + ([Channel.SMTP] if self._smtp else [])
+        resting = self._clock() < self._imap_rests_until
+        imap = self.imap is not None and not resting
+        channels = ([Channel.IMAP] if imap else []) + ([Channel.SMTP] if self._smtp else [])
         if not channels:
-            self.detail = "nothing can be delivered: set [replay] master_user and master_password"
+            if not resting:
+                self.detail = "nothing can be delivered: set [replay] master_user and master_password"
             return 0
         self.gate.forget()
         context = DeliveryContext(
@@ -303,8 +309,26 @@ class ReplayService:
             imap=self.imap,
             check_always=self.settings.replay.dedup_check is DedupCheck.ALWAYS,
             clock=self._clock,
-            stopping=lambda: self._stopping or replay_mode(self.settings, self._state()) is not run.kind,
+        )
+        context.stopping = lambda: (
+            self._stopping or bool(context.gave_up) or replay_mode(self.settings, self._state()) is not run.kind
         )
         delivered = await self._dispatcher.deliver(run, context, channels, planning)
         self.delivered += delivered
+        await self._note_give_up(run, context.gave_up, delivered)
         return delivered
+
+    async def _note_give_up(self, run: ReplayRun, gave_up: str, delivered: int) -> None:
+        """After a pass: rest from the primary's IMAP when a reply broke a bound; clear the note once it delivers.
+
+        The rest lasts retry_initial, the wait of a deferred message; the run's detail (shown by
+        ``continuity replay status``) says why.
+        """
+        current = await self._store.replay.get_run(run.id) or run
+        if gave_up:
+            self._imap_rests_until = self._clock() + self.settings.replay.retry_initial
+            self.detail = f"gave up on the primary's IMAP until the next retry: {gave_up}"
+            await self._store.replay.set_run_status(current.id, current.status, self.detail)
+        elif delivered and current.detail and current.detail == self.detail:
+            self.detail = ""
+            await self._store.replay.set_run_status(current.id, current.status, "")
