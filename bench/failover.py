@@ -30,10 +30,9 @@ from pathlib import Path
 
 import tomli_w
 
-from continuity.adapters.dns_tsig import TsigCredentials
-from continuity.adapters.dns_update import MxUpdater
 from continuity.config.dns import DnsSettings
 from continuity.config.monitor import MonitorSettings
+from continuity.dns.factory import build_mx_updater
 from tests.support.bind import BindServer, TsigKey, zone_text
 from tests.support.ports import free_port, wait_for_port
 from tests.support.primary import PrimaryStandIn
@@ -58,7 +57,7 @@ def _dns_settings(bind: BindServer, key: TsigKey) -> dict[str, object]:
 async def _dns_round_trip(bind: BindServer, key: TsigKey, samples: int = 7) -> float:
     """Median time of a guarded MX replacement plus its verification, on a zone of its own."""
     settings = DnsSettings(**_dns_settings(bind, key))  # type: ignore[arg-type]
-    updater = MxUpdater(settings, TsigCredentials.from_settings(settings))
+    updater = build_mx_updater(settings)
     times = []
     sides = [[PRIMARY_MX], [STANDBY_MX]]
     for index in range(samples):

@@ -1,4 +1,9 @@
-"""Settings of DNS switching (the ``[dns]`` table): RFC 2136 updates of the MX records, signed with TSIG."""
+"""Settings of DNS switching (the ``[dns]`` table): which provider changes the MX records, with which credentials.
+
+``provider = "rfc2136"`` sends RFC 2136 updates signed with TSIG to ``server``;
+``provider = "powerdns"`` uses PowerDNS Authoritative's HTTP API (``[dns.powerdns]``).
+Either way the result is verified by querying every authoritative server directly.
+"""
 
 from __future__ import annotations
 
@@ -33,13 +38,55 @@ class VerifySigning(StrEnum):
     OFF = "off"
 
 
-class DnsSettings(BaseModel):
-    """Where to send updates, with which key, and what the MX records are on each side."""
+class DnsProviderName(StrEnum):
+    """Where the MX records are changed."""
+
+    RFC2136 = "rfc2136"
+    POWERDNS = "powerdns"
+
+
+class PowerDnsSettings(BaseModel):
+    """PowerDNS Authoritative's HTTP API (provider = "powerdns"): its address and API key."""
 
     model_config = ConfigDict(extra="forbid")
 
+    url: str = Field(
+        default="http://127.0.0.1:8081",
+        description="Base URL of the PowerDNS webserver with the API (api=yes), without /api/v1.",
+    )
+    server_id: str = Field(default="localhost", description="The server id in the API's paths (always localhost).")
+    api_key: SecretStr | None = Field(default=None, description="The API key (PowerDNS's api-key setting).")
+    api_key_file: Path | None = Field(
+        default=None, description="A file holding the API key (one line) instead of api_key."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"'{value}' is not an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> PowerDnsSettings:
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("set either api_key or api_key_file, not both")
+        return self
+
+
+class DnsSettings(BaseModel):
+    """Which provider changes the MX records, with which credentials, and what the MX records are on each side."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: DnsProviderName = Field(
+        default=DnsProviderName.RFC2136,
+        description="How the MX records are changed: rfc2136 (UPDATEs signed with TSIG) or powerdns (its HTTP API).",
+    )
     server: ListenAddress = Field(
-        default="127.0.0.1:53", description="The primary authoritative server that accepts UPDATEs (HOST:PORT)."
+        default="127.0.0.1:53",
+        description="The primary authoritative server (HOST:PORT): it takes the UPDATEs (rfc2136), and the zone's "
+        "NS records and their addresses are read there for the verification (every provider).",
     )
     zones: dict[str, str] = Field(
         default_factory=dict,
@@ -75,8 +122,10 @@ class DnsSettings(BaseModel):
         "with the TSIG key, over TCP: prefer (unsigned with a warning where a server does not take the key), "
         "require, or off.",
     )
-    attempts: int = Field(default=3, ge=1, description="UPDATE attempts per switch, with backoff between them.")
-    query_timeout: float = Field(default=3.0, gt=0, description="Seconds per DNS query or UPDATE.")
+    attempts: int = Field(
+        default=3, ge=1, description="UPDATE (or API write) attempts per switch, with backoff between them."
+    )
+    query_timeout: float = Field(default=3.0, gt=0, description="Seconds per DNS query, UPDATE or API request.")
     resolver: list[str] = Field(
         default_factory=list,
         description=(
@@ -84,6 +133,7 @@ class DnsSettings(BaseModel):
             "(e.g. a DNS provider's); empty uses the system resolver (/etc/resolv.conf)."
         ),
     )
+    powerdns: PowerDnsSettings = Field(default_factory=PowerDnsSettings, description="PowerDNS's HTTP API.")
 
     @field_validator("resolver")
     @classmethod

@@ -1,9 +1,10 @@
 """``continuity dns check``: is DNS switching ready, ahead of an outage?
 
-Checks, for each protected domain: the TSIG key may update the zone (a test TXT record
-is added and removed), the MX TTL on every authoritative server is low enough for a
-quick switch, the current MX is one of the two configured sides; and that every
-standby MX host resolves.
+Checks, for each protected domain and whichever provider ``[dns] provider`` names: the
+credentials are valid and reach the zone, they may change it (a test TXT record
+``_continuity-check.<zone>`` is added and removed), the current MX is one of the two
+configured sides, and the MX TTL on every authoritative server (queried directly) is low
+enough for a quick switch; and that every standby MX host resolves.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from dataclasses import dataclass
 import dns.asyncresolver
 import dns.exception
 
-from continuity.adapters.dns_tsig import TsigCredentials
-from continuity.adapters.dns_update import DnsUpdateError, MxUpdater
+from continuity.config.dns import DnsProviderName
 from continuity.config.settings import Settings
+from continuity.dns.errors import DnsUpdateError, canonical_mx
+from continuity.dns.factory import build_mx_updater
+from continuity.dns.provider import MxUpdater
 from continuity.errors import ConfigError
 
 
@@ -33,7 +36,7 @@ async def _resolvable(updater: MxUpdater, settings: Settings, host: str) -> Chec
     server, port = settings.dns.server_address
     for rdtype in ("A", "AAAA"):
         try:
-            response = await updater.query(host, rdtype, server, port)
+            response = await updater.reader.query(host, rdtype, server, port)
         except DnsUpdateError:
             continue
         addresses = [str(rdata) for rrset in response.answer for rdata in rrset]
@@ -46,49 +49,69 @@ async def _resolvable(updater: MxUpdater, settings: Settings, host: str) -> Chec
     return Check(name, True, ", ".join(str(rdata) for rdata in answer) + " (system resolver)")
 
 
+async def _domain_checks(updater: MxUpdater, settings: Settings, domain: str) -> list[Check]:
+    dns_settings = settings.dns
+    provider = updater.provider
+    try:
+        found = await provider.access(domain)
+    except DnsUpdateError as exc:
+        # Without access to the zone, the other checks would only repeat this error.
+        return [Check(f"{domain}: credentials valid, zone found", False, str(exc))]
+    checks = [Check(f"{domain}: credentials valid, zone found", True, found)]
+    try:
+        await provider.test_change(domain)
+        checks.append(Check(f"{domain}: key may update the zone", True, "test TXT record added and removed"))
+    except DnsUpdateError as exc:
+        checks.append(Check(f"{domain}: key may update the zone", False, str(exc)))
+    primary = canonical_mx(dns_settings.primary_mx)
+    standby = canonical_mx(dns_settings.standby_mx)
+    try:
+        current = await provider.current_mx(domain)
+        side = "primary" if canonical_mx(current) == primary else "standby" if canonical_mx(current) == standby else ""
+        checks.append(
+            Check(
+                f"{domain}: MX is a configured side",
+                bool(side),
+                f"points at the {side}: {sorted(current)}" if side else f"unexpected MX {sorted(current)}",
+            )
+        )
+        for server, ttl in (await updater.verifier.mx_ttls(domain)).items():
+            ok = ttl is not None and ttl <= dns_settings.max_ttl
+            checks.append(
+                Check(
+                    f"{domain}: MX TTL on {server}",
+                    ok,
+                    f"{ttl}s (at most {dns_settings.max_ttl}s wanted)" if ttl is not None else "no MX served",
+                )
+            )
+    except DnsUpdateError as exc:
+        checks.append(Check(f"{domain}: MX readable on every authoritative server", False, str(exc)))
+    return checks
+
+
 async def check_dns(settings: Settings) -> list[Check]:
     """Run every readiness check; never raises for a failed check."""
     dns_settings = settings.dns
-    checks: list[Check] = []
+    configured = f"{dns_settings.provider.value} provider configured"
     try:
-        credentials = TsigCredentials.from_settings(dns_settings)
+        updater = build_mx_updater(dns_settings)
     except ConfigError as exc:
-        return [Check("TSIG key configured", False, str(exc))]
-    checks.append(Check("TSIG key configured", True, f"{credentials.name} ({credentials.algorithm})"))
+        return [Check(configured, False, str(exc))]
+    checks = [Check(configured, True, _credentials_text(settings))]
     if not dns_settings.primary_mx or not dns_settings.standby_mx:
         checks.append(Check("MX of both sides configured", False, "set [dns] primary_mx and standby_mx"))
         return checks
-    updater = MxUpdater(dns_settings, credentials)
-    primary = {" ".join(item.lower().split()) for item in dns_settings.primary_mx}
-    standby = {" ".join(item.lower().split()) for item in dns_settings.standby_mx}
     for domain in settings.domains:
-        try:
-            await updater.test_key(domain)
-            checks.append(Check(f"{domain}: key may update the zone", True, "test TXT record added and removed"))
-        except DnsUpdateError as exc:
-            checks.append(Check(f"{domain}: key may update the zone", False, str(exc)))
-        try:
-            current = set(await updater.current_mx(domain))
-            side = "primary" if current == primary else "standby" if current == standby else ""
-            checks.append(
-                Check(
-                    f"{domain}: MX is a configured side",
-                    bool(side),
-                    f"points at the {side}: {sorted(current)}" if side else f"unexpected MX {sorted(current)}",
-                )
-            )
-            for server in await updater.authoritative_servers(domain):
-                ttl = await updater.mx_ttl(domain, server, dns_settings.verify_port)
-                ok = ttl is not None and ttl <= dns_settings.max_ttl
-                checks.append(
-                    Check(
-                        f"{domain}: MX TTL on {server}",
-                        ok,
-                        f"{ttl}s (at most {dns_settings.max_ttl}s wanted)" if ttl is not None else "no MX served",
-                    )
-                )
-        except DnsUpdateError as exc:
-            checks.append(Check(f"{domain}: MX readable on every authoritative server", False, str(exc)))
+        checks += await _domain_checks(updater, settings, domain)
     for host in sorted({item.split()[1] for item in dns_settings.standby_mx}):
         checks.append(await _resolvable(updater, settings, host))
     return checks
+
+
+def _credentials_text(settings: Settings) -> str:
+    dns_settings = settings.dns
+    if dns_settings.provider is DnsProviderName.POWERDNS:
+        return f"API {dns_settings.powerdns.url}"
+    if dns_settings.tsig_key_file is not None:
+        return f"TSIG key from {dns_settings.tsig_key_file}"
+    return f"TSIG key '{dns_settings.tsig_key_name}' ({dns_settings.tsig_algorithm.value})"

@@ -12,12 +12,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from continuity.adapters.dns_tsig import TsigCredentials
-from continuity.adapters.dns_update import MxUpdater
 from continuity.adapters.smtp_client import SmtpDelivery
 from continuity.config.failover import SwitchMode
 from continuity.config.settings import Settings
 from continuity.core.failback_guard import failback_refusal
+from continuity.dns.factory import build_mx_updater
 from continuity.errors import ContinuityError
 from continuity.services.failover_control import FailoverController
 from continuity.services.gateway import GatewaySwitcher, RelayGate, RelayWorker, tls_context
@@ -76,8 +75,7 @@ def build_switcher(
             store, relay, drain, settings.primary, settings.smtp.hostname, tls, monitor.probe_timeout
         )
     try:
-        credentials = TsigCredentials.from_settings(settings.dns)
-        return DnsSwitcher(settings.dns, settings.domains, MxUpdater(settings.dns, credentials))
+        return DnsSwitcher(settings.dns, settings.domains, build_mx_updater(settings.dns))
     except ContinuityError as exc:
         level = logging.ERROR if settings.primary.configured else logging.INFO
         log.log(level, "DNS switching is not usable: %s", exc)

@@ -1,4 +1,4 @@
-"""Switching mail between the primary and the standby: by DNS (RFC 2136) or by gateway routing.
+"""Switching mail between the primary and the standby: by DNS (a provider of continuity.dns) or by gateway routing.
 
 Both switchers are idempotent: a switch to the side mail already goes to only
 verifies it. A switch either succeeds for every protected domain or raises
@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from continuity.adapters.dns_update import DnsUpdateError, DnsVerifyError, DomainSwitch, MxUpdater
 from continuity.config.dns import DnsSettings
 from continuity.core.failover import Routing
+from continuity.dns.errors import DnsUpdateError, DnsVerifyError
+from continuity.dns.provider import DomainSwitch, MxUpdater
 from continuity.errors import ContinuityError
 
 log = logging.getLogger("continuity.switch")

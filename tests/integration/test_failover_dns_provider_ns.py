@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from continuity.adapters.dns_tsig import TsigCredentials
-from continuity.adapters.dns_update import DnsUpdateError, MxUpdater
 from continuity.config.dns import DnsSettings
+from continuity.dns.errors import DnsUpdateError
+from continuity.dns.factory import build_mx_updater
+from continuity.dns.provider import MxUpdater
 from tests.support.bind import BindServer, TsigKey, zone_text
 
 pytestmark = pytest.mark.slow
@@ -63,7 +64,7 @@ def _updater(authoritative: BindServer, key: TsigKey, resolver: list[str]) -> Mx
         query_timeout=2,
         resolver=resolver,
     )
-    return MxUpdater(settings, TsigCredentials.from_settings(settings))
+    return build_mx_updater(settings)
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ async def test_out_of_zone_name_servers_are_found_through_the_resolver(
 ) -> None:
     authoritative, provider = servers
     updater = _updater(authoritative, key, [f"127.0.0.1:{provider.port}"])
-    assert await updater.authoritative_servers("example.com") == ["127.0.0.1"]
+    assert await updater.verifier.authoritative_servers("example.com") == ["127.0.0.1"]
     verified = await updater.verify("example.com", [STANDBY_MX])
     assert verified == (f"127.0.0.1:{authoritative.port}",)
 
@@ -91,4 +92,4 @@ async def test_an_unresolvable_name_server_is_named_in_the_error(
     # A resolver that knows nothing of provider.test: the authoritative server itself.
     updater = _updater(authoritative, key, [f"127.0.0.1:{authoritative.port}"])
     with pytest.raises(DnsUpdateError, match=r"cannot resolve name server ns\.provider\.test\.: .*REFUSED"):
-        await updater.authoritative_servers("example.com")
+        await updater.verifier.authoritative_servers("example.com")
