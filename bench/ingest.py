@@ -49,8 +49,9 @@ TARGETS = (
     ("appliance", "postfix", 0.75),
     ("appliance_filters_off", "postfix", 1.2),
 )
-# Worst latencies written by the liveness test (tests/…/liveness), shown beside the ratios when
-# --liveness-json names its file; keys in this order first, then any others the file has.
+# LIVENESS: the liveness test writes a JSON object of worst latencies under load; given with
+# --liveness-json PATH, they are printed beside the ratios and kept in results/ingest.json
+# (read_liveness below). Keys in this order first, then any others the file has.
 LIVENESS_KEYS = ("healthz_worst_ms", "banner_worst_ms", "webmail_worst_ms", "ingest_worst_ms", "hostile_answer_worst_s")
 POSTFIX_DISCARD = {
     "relay_domains": "example.com",
@@ -107,7 +108,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         work.chmod(0o755)  # Postfix's daemons run as the postfix user and must reach their queue
         dns = start_loopback_dns(work / "dns")
         resolver = f"127.0.0.1:{dns.port}"
-        rspamd = RspamdMilter(work / "rspamd", resolver)
+        rspamd = RspamdMilter(work / "rspamd", resolver, args.rspamd_scanners)
         milter = {
             "smtpd_milters": f"inet:127.0.0.1:{rspamd.milter_port}",
             "milter_default_action": "tempfail",
@@ -160,6 +161,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                 "rounds": args.rounds,
                 "cpus": os.cpu_count(),
                 "appliance_filters": shipped_filters(),
+                "rspamd": rspamd.describe(),
             }
             for label, reuse in MODES.items():
                 print(f"{label.replace('_', ' ')}:", flush=True)
@@ -189,7 +191,7 @@ def _check_stored(report: dict[str, object], appliances: dict[str, ApplianceInst
             raise SystemExit(f"{name} acknowledged {acknowledged} messages but stored {stored}")
 
 
-def read_liveness(path: Path | None) -> dict[str, float]:
+def read_liveness(path: Path | None) -> dict[str, object]:
     """The liveness test's worst latencies (its JSON file), or nothing when no file is given."""
     if path is None:
         return {}
@@ -200,10 +202,10 @@ def read_liveness(path: Path | None) -> dict[str, float]:
     return {key: data[key] for key in ordered}
 
 
-def print_summary(report: dict[str, object], liveness: dict[str, float], liveness_path: Path | None) -> None:
+def print_summary(report: dict[str, object], liveness: dict[str, object], liveness_path: Path | None) -> None:
     """Each server's msg/s, the ratios against their targets, and the liveness figures beside them."""
     print(f"\nappliance filters (as shipped): {report['appliance_filters']}")
-    print("rspamd: Debian's rules and modules, fuzzy_check off, loopback DNS, no Redis")
+    print(f"rspamd: {report['rspamd']}")
     for label in MODES:
         row = report[label]
         assert isinstance(row, dict)
@@ -230,6 +232,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--workdir", default=None, help="where every queue lives (same disk for all)")
+    parser.add_argument(
+        "--rspamd-scanners", type=int, default=None, help="rspamd's normal worker processes (default: as shipped, one)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the servers' logs, queues and stores afterwards")
     parser.add_argument(
         "--liveness-json",

@@ -55,6 +55,9 @@ class PostfixInstance:
             "maillog_file": str(self.root / "maillog"),
             "maillog_file_prefixes": str(self.root),
             "smtpd_peername_lookup": "no",
+            # No local delivery here: without this every smtpd looks for /etc/aliases.db and NIS and logs an error.
+            "alias_maps": "",
+            "alias_database": "",
             "smtpd_client_connection_count_limit": "0",
             **self.settings,
         }

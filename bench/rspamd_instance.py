@@ -43,13 +43,19 @@ def ensure_rspamd() -> None:
 class RspamdMilter:
     """rspamd's proxy worker in milter mode on 127.0.0.1:milter_port, scanning with a normal worker behind it."""
 
-    def __init__(self, root_dir: Path, resolver: str) -> None:
+    def __init__(self, root_dir: Path, resolver: str, scanners: int | None = None) -> None:
         self.root = root_dir
         self.resolver = resolver
+        self.scanners = scanners  # normal worker processes; None: the package's default (one)
         self.milter_port = free_port()
         self.scanner_port = free_port()
         self.log_path = root_dir / "rspamd.log"
         self.process: subprocess.Popen[bytes] | None = None
+
+    def describe(self) -> str:
+        """What this rspamd runs, for the benchmark's output."""
+        scanners = f"{self.scanners} scanner processes" if self.scanners else "one scanner process (as shipped)"
+        return f"Debian's rules and modules, fuzzy_check off, loopback DNS, no Redis, {scanners} behind the proxy"
 
     def _write_config(self) -> Path:
         local = self.root / "local.d"
@@ -71,7 +77,8 @@ class RspamdMilter:
             'worker "normal" {\n'
             f'  bind_socket = "127.0.0.1:{self.scanner_port}";\n'
             '  .include "$CONFDIR/worker-normal.inc"\n'
-            "}\n"
+            + (f"  count = {self.scanners};\n" if self.scanners else "")
+            + "}\n"
             'worker "rspamd_proxy" {\n'
             f'  bind_socket = "127.0.0.1:{self.milter_port}";\n'
             "  milter = yes; timeout = 120s; count = 1; max_retries = 5;\n"
