@@ -52,29 +52,24 @@ async def _resolvable(updater: MxUpdater, settings: Settings, host: str) -> Chec
 async def _domain_checks(updater: MxUpdater, settings: Settings, domain: str) -> list[Check]:
     dns_settings = settings.dns
     provider = updater.provider
+    checks: list[Check] = []
     try:
-        found = await provider.access(domain)
+        checks.append(Check(f"{domain}: credentials valid, zone found", True, await provider.access(domain)))
     except DnsUpdateError as exc:
-        # Without access to the zone, the other checks would only repeat this error.
-        return [Check(f"{domain}: credentials valid, zone found", False, str(exc))]
-    checks = [Check(f"{domain}: credentials valid, zone found", True, found)]
+        checks.append(Check(f"{domain}: credentials valid, zone found", False, str(exc)))
+    if checks[-1].ok:
+        # Without access to the zone, these would only repeat the error above.
+        try:
+            await provider.test_change(domain)
+            checks.append(Check(f"{domain}: key may update the zone", True, "test TXT record added and removed"))
+        except DnsUpdateError as exc:
+            checks.append(Check(f"{domain}: key may update the zone", False, str(exc)))
+        try:
+            checks.append(_side_check(domain, await provider.current_mx(domain), settings))
+        except DnsUpdateError as exc:
+            checks.append(Check(f"{domain}: MX is a configured side", False, str(exc)))
+    # Read directly on every authoritative server, whatever the provider's credentials.
     try:
-        await provider.test_change(domain)
-        checks.append(Check(f"{domain}: key may update the zone", True, "test TXT record added and removed"))
-    except DnsUpdateError as exc:
-        checks.append(Check(f"{domain}: key may update the zone", False, str(exc)))
-    primary = canonical_mx(dns_settings.primary_mx)
-    standby = canonical_mx(dns_settings.standby_mx)
-    try:
-        current = await provider.current_mx(domain)
-        side = "primary" if canonical_mx(current) == primary else "standby" if canonical_mx(current) == standby else ""
-        checks.append(
-            Check(
-                f"{domain}: MX is a configured side",
-                bool(side),
-                f"points at the {side}: {sorted(current)}" if side else f"unexpected MX {sorted(current)}",
-            )
-        )
         for server, ttl in (await updater.verifier.mx_ttls(domain)).items():
             ok = ttl is not None and ttl <= dns_settings.max_ttl
             checks.append(
@@ -87,6 +82,15 @@ async def _domain_checks(updater: MxUpdater, settings: Settings, domain: str) ->
     except DnsUpdateError as exc:
         checks.append(Check(f"{domain}: MX readable on every authoritative server", False, str(exc)))
     return checks
+
+
+def _side_check(domain: str, current: tuple[str, ...], settings: Settings) -> Check:
+    name = f"{domain}: MX is a configured side"
+    if canonical_mx(current) == canonical_mx(settings.dns.primary_mx):
+        return Check(name, True, f"points at the primary: {sorted(current)}")
+    if canonical_mx(current) == canonical_mx(settings.dns.standby_mx):
+        return Check(name, True, f"points at the standby: {sorted(current)}")
+    return Check(name, False, f"unexpected MX {sorted(current)}")
 
 
 async def check_dns(settings: Settings) -> list[Check]:

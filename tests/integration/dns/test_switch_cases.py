@@ -1,0 +1,123 @@
+"""The four cases on every real server: dns check, failover, failback, the compare-and-swap refusal after a hand edit.
+
+BIND and Knot DNS are switched through the ``rfc2136`` provider (Knot with the ACL that
+docs/dns-providers.md gives), PowerDNS Authoritative through the ``powerdns`` provider
+(its HTTP API). Every switch is verified by querying the server directly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from continuity.core.failover import FailoverEvent, FailoverState, Routing
+from continuity.services.failover_wiring import FailoverServices
+from continuity.store.protocol import Store
+from tests.integration.dns.conftest import (
+    ELSEWHERE_MX,
+    PRIMARY_MX,
+    STANDBY_MX,
+    Deployment,
+    failover_services,
+    make_settings,
+    run_cli,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _state(services: FailoverServices) -> FailoverState:
+    return services.controller.record.state
+
+
+def test_dns_check_passes_and_names_what_is_wrong(tmp_path: Path, deployment: Deployment) -> None:
+    good = run_cli(tmp_path, deployment.dns, "dns", "check")
+    assert good.returncode == 0, good.stdout + good.stderr
+    provider = "powerdns" if deployment.kind == "powerdns" else "rfc2136"
+    for line in (
+        f"{provider} provider configured",
+        "credentials valid, zone found",
+        "key may update the zone",
+        "test TXT record added and removed",
+        "points at the primary",
+        f"MX TTL on 127.0.0.1:{deployment.port}",
+        "standby host standby.example.com. resolves",
+    ):
+        assert line in good.stdout, (line, good.stdout)
+    # The test record is gone again.
+    assert deployment.query("_continuity-check.example.com", "TXT") == []
+
+    bad = run_cli(tmp_path, {**deployment.bad_credentials, "max_ttl": 30}, "dns", "check")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    output = " ".join(bad.stdout.split())  # the table wraps long details
+    if deployment.kind == "powerdns":
+        assert "refused the API key (401): check dns.powerdns.api_key" in output, output
+    else:
+        assert "refused our TSIG key" in output, output
+    # The credentials are wrong, the records are still readable: the TTL is checked on every server.
+    assert "60s (at most 30s wanted)" in output, output
+    assert deployment.served_mx() == [PRIMARY_MX]
+
+
+async def test_failover_switches_and_verifies(tmp_path: Path, deployment: Deployment, store: Store) -> None:
+    services = await failover_services(make_settings(tmp_path, deployment.dns), store)
+    controller = services.controller
+    await controller.fire(FailoverEvent.OPERATOR_FAILOVER, actor="test", reason="exchange down")
+    record = controller.record
+    assert record.state is FailoverState.FAILED_OVER and record.routing is Routing.STANDBY, record.last_error
+    assert deployment.served_mx() == [STANDBY_MX]
+    switched = next(e for e in await store.audit.list() if e.record.action == "failover.switch_succeeded")
+    evidence: Any = json.loads(switched.record.details_json)["evidence"]
+    domain = evidence["domains"][0]
+    assert domain["before"] == [PRIMARY_MX] and domain["after"] == [STANDBY_MX] and domain["updated"] is True
+    assert domain["verified_on"] == [f"127.0.0.1:{deployment.port}"]
+    # A second switch to the standby is a verified no-op (a retry after a crash).
+    repeat = await controller._switcher.switch(Routing.STANDBY)  # type: ignore[union-attr]
+    assert repeat.evidence["domains"][0]["updated"] is False  # type: ignore[index]
+
+
+async def test_failback_restores_the_primary_mx(tmp_path: Path, deployment: Deployment, store: Store) -> None:
+    services = await failover_services(make_settings(tmp_path, deployment.dns), store)
+    controller = services.controller
+    await controller.fire(FailoverEvent.OPERATOR_FAILOVER, actor="test", reason="exchange down")
+    assert controller.record.state is FailoverState.FAILED_OVER, controller.record.last_error
+    await controller.fire(FailoverEvent.OPERATOR_FAILBACK, actor="test", reason="exchange back")
+    assert _state(services) is FailoverState.RESTORING
+    # Nothing waits for replay: the replay step completes and the MX is switched back.
+    assert "replay complete" in await controller.reconcile()
+    assert _state(services) is FailoverState.NORMAL and controller.record.routing is Routing.PRIMARY
+    assert deployment.served_mx() == [PRIMARY_MX]
+    history = [(t.previous.value, t.state.value) for t in await store.failover.history()]
+    assert history == [
+        ("NORMAL", "FAILING_OVER"),
+        ("FAILING_OVER", "FAILED_OVER"),
+        ("FAILED_OVER", "RESTORING"),
+        ("RESTORING", "FAILING_BACK"),
+        ("FAILING_BACK", "NORMAL"),
+    ]
+    assert (await store.audit.verify()).ok
+
+
+async def test_a_hand_edited_mx_is_not_overwritten(tmp_path: Path, deployment: Deployment, store: Store) -> None:
+    deployment.edit_mx_by_hand([ELSEWHERE_MX])
+    services = await failover_services(make_settings(tmp_path, deployment.dns), store)
+    controller = services.controller
+    await controller.fire(FailoverEvent.OPERATOR_FAILOVER, actor="test", reason="exchange down")
+    record = controller.record
+    assert record.state is FailoverState.FAILING_OVER and record.routing is Routing.PRIMARY
+    assert "someone changed it and nothing was updated" in record.last_error, record.last_error
+    assert ELSEWHERE_MX in record.last_error
+    if deployment.kind != "powerdns":
+        assert "prerequisite failed (NXRRSET)" in record.last_error
+    assert deployment.served_mx() == [ELSEWHERE_MX]
+    failures = [e for e in await store.audit.list() if e.record.action == "failover.switch_failed"]
+    assert len(failures) == 1 and "example.com" in failures[0].details["evidence"]["failed"]  # type: ignore[index]
+
+    # Put back by hand, the monitor's next attempt completes the switch.
+    deployment.edit_mx_by_hand([PRIMARY_MX])
+    outcome = await controller._switcher.switch(Routing.STANDBY)  # type: ignore[union-attr]
+    assert outcome.evidence["domains"][0]["updated"] is True  # type: ignore[index]
+    assert deployment.served_mx() == [STANDBY_MX]
