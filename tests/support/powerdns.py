@@ -124,6 +124,16 @@ class PowerDnsServer:
             raise RuntimeError(f"pdnsutil {' '.join(args)}: {done.stdout}{done.stderr}")
         return done.stdout
 
+    def add_zone(self, origin: str, text: str) -> None:
+        """Create a zone from a zone file's text through the API (pdnsutil's zones wait for the zone cache)."""
+        response = httpx.post(
+            f"{self.api_url}/api/v1/servers/localhost/zones",
+            headers={"X-API-Key": self.api_key},
+            json={"name": origin.rstrip(".") + ".", "kind": "Native", "zone": text, "nameservers": []},
+        )
+        if response.status_code != 201:
+            raise RuntimeError(f"creating zone {origin}: {response.status_code} {response.text}")
+
     def edit_by_hand(self, origin: str, owner: str, record_type: str, ttl: int, records: list[str]) -> None:
         """Replace an RRset with pdnsutil, then purge the caches, as an administrator does."""
         self.pdnsutil("replace-rrset", origin, owner, record_type, str(ttl), *records)

@@ -24,6 +24,7 @@ import pytest
 import tomli_w
 
 from continuity.config.dns import DnsSettings
+from continuity.config.failover import FailoverSettings
 from continuity.config.settings import Settings
 from continuity.services.failover_wiring import FailoverServices, build_failover
 from continuity.store.protocol import Store
@@ -86,7 +87,7 @@ def start_deployment(
 
         def bind_edit(records: list[str]) -> None:
             # BIND's zones that take updates are edited with nsupdate (a signed UPDATE), not in the file.
-            _signed_update(key, bind.port, records)
+            signed_update(key, bind.port, records)
 
         return Deployment(
             kind,
@@ -125,10 +126,11 @@ def start_deployment(
     )
 
 
-def _signed_update(key: TsigKey, port: int, records: list[str]) -> None:
+def signed_update(key: TsigKey, port: int, records: list[str], address: str = "127.0.0.1") -> None:
+    """Replace example.com's MX with an UPDATE signed with key (what nsupdate does)."""
     update = dns.update.UpdateMessage("example.com", keyring=dns.tsigkeyring.from_text({key.name: key.secret}))
     update.replace("example.com.", 60, "MX", *records)
-    response = dns.query.tcp(update, "127.0.0.1", port=port, timeout=5)
+    response = dns.query.tcp(update, address, port=port, timeout=5)
     assert response.rcode() == dns.rcode.NOERROR
 
 
@@ -152,8 +154,13 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 def make_settings(tmp_path: Path, dns: dict[str, Any], domains: tuple[str, ...] = ("example.com",)) -> Settings:
-    """Settings for switching these domains with this [dns] table."""
-    return Settings(data_dir=tmp_path / "data", domains=list(domains), dns=DnsSettings(**dns))
+    """Settings for switching these domains with this [dns] table; the controller retries a failed switch soon."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        domains=list(domains),
+        dns=DnsSettings(**dns),
+        failover=FailoverSettings(retry_initial=0.2),
+    )
 
 
 async def failover_services(settings: Settings, store: Store) -> FailoverServices:
