@@ -116,6 +116,27 @@ class RspamdMilter:
                 waiting.pop(0)
             except OSError:
                 time.sleep(0.2)
+        self._wait_for_hyperscan(deadline)
+
+    def _wait_for_hyperscan(self, deadline: float) -> None:
+        """Wait until the scanner matches with hyperscan (until then it falls back to slower PCRE).
+
+        The hs_helper process compiles the rules' expressions after start and the scanner
+        loads them when told; a CPU without hyperscan support never logs the engine, and then
+        there is nothing to wait for.
+        """
+        while True:
+            log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+            if "loaded hyperscan engine" not in log:
+                return
+            if any(
+                "(normal)" in line and "hyperscan database" in line and "has been loaded" in line
+                for line in log.splitlines()
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"rspamd's scanner did not load its hyperscan database; see {self.log_path}")
+            time.sleep(0.5)
 
     def stop(self) -> None:
         """Stop rspamd (the main process stops its workers)."""
