@@ -75,8 +75,14 @@ class Rfc2136Provider:
                 update, self._server, timeout=self._settings.query_timeout, port=self._port
             )
         except dns.tsig.PeerError as exc:
+            # Knot answers BADKEY also when its ACL does not allow the change (update-type, update-owner).
+            acl = (
+                "; or its ACL does not allow this change (Knot answers so)"
+                if isinstance(exc, dns.tsig.PeerBadKey)
+                else ""
+            )
             raise DnsUpdateError(
-                f"the server refused our TSIG key '{self._credentials.name}': {describe(exc)}"
+                f"the server refused our TSIG key '{self._credentials.name}': {describe(exc)}{acl}"
             ) from exc
         except (dns.exception.DNSException, OSError) as exc:
             raise DnsUpdateError(f"update to {HostPort(self._server, self._port)} failed: {describe(exc)}") from exc

@@ -98,7 +98,8 @@ class BindServer:
     lists the secondaries' addresses (on the same port) to NOTIFY of every change, and
     ``allow_transfer`` who may transfer the zones (None: BIND's default), and ``allow_query``
     who may query them (BIND's address match list, e.g. ``['key "name"']`` for signed queries only;
-    None: anyone).
+    None: anyone). ``update_policy`` (the statements inside ``update-policy { ... };``) replaces the
+    default ``allow-update`` of the key.
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class BindServer:
         notify: Sequence[str] = (),
         allow_transfer: Sequence[str] | None = None,
         allow_query: Sequence[str] | None = None,
+        update_policy: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.zones = zones
@@ -123,6 +125,7 @@ class BindServer:
         self.notify = tuple(notify)
         self.allow_transfer = None if allow_transfer is None else tuple(allow_transfer)
         self.allow_query = ("any",) if allow_query is None else tuple(allow_query)
+        self.update_policy = update_policy
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "named.log"
 
@@ -137,6 +140,8 @@ class BindServer:
                 f"allow-notify {{ {self.primary}; 127.0.0.1; ::1; }}; }};\n"
             )
         options = f"allow-update {{ {update} }};"
+        if self.update_policy is not None:
+            options = f"update-policy {{ {self.update_policy} }};"
         if self.notify:
             targets = " ".join(f"{address} port {self.port};" for address in self.notify)
             options += f" notify explicit; also-notify {{ {targets} }};"
