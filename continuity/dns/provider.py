@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -85,26 +85,44 @@ def zone_of(settings: DnsSettings, domain: str) -> dns.name.Name:
 
 
 class MxVerifier:
-    """Reads the zone's name servers on [dns] server and waits until every one serves the new MX."""
+    """Finds the zone's name servers and waits until every one serves the new MX.
 
-    def __init__(self, settings: DnsSettings, reader: DnsReader) -> None:
+    The names are the zone's NS records as [dns] server serves them, unless the provider
+    lists them itself (``name_servers``: a DNS service without a server of ours to ask, such
+    as Route 53's delegation set); their addresses come from [dns] server or the resolver.
+    """
+
+    def __init__(
+        self,
+        settings: DnsSettings,
+        reader: DnsReader,
+        name_servers: Callable[[str], Awaitable[Sequence[str]]] | None = None,
+    ) -> None:
         self._settings = settings
         self._reader = reader
         self._server, self._port = settings.server_address
+        self._listed = name_servers
+
+    async def _name_server_names(self, zone: str) -> list[str]:
+        if self._listed is not None:
+            names = sorted({dns.name.from_text(name).to_text() for name in await self._listed(zone)})
+        else:
+            response = await self._reader.query(zone, "NS", self._server, self._port)
+            names = sorted({str(rdata.target) for rrset in response.answer for rdata in rrset})
+        if not names:
+            where = "the provider" if self._listed is not None else str(HostPort(self._server, self._port))
+            raise DnsUpdateError(f"{where} lists no NS records for zone {zone}")
+        return names
 
     async def authoritative_servers(self, domain: str) -> list[str]:
-        """Addresses of every name server of domain's zone, as [dns] server lists them.
+        """Addresses of every name server of domain's zone (see the class for where the names come from).
 
         A name server inside the zone is found on that server (its glue); one outside it
         (a DNS provider's ns1.provider.net) through the recursive resolver of [dns] resolver.
         """
         zone = zone_of(self._settings, domain).to_text()
-        response = await self._reader.query(zone, "NS", self._server, self._port)
-        names = sorted({str(rdata.target) for rrset in response.answer for rdata in rrset})
-        if not names:
-            raise DnsUpdateError(f"{HostPort(self._server, self._port)} lists no NS records for zone {zone}")
         addresses: list[str] = []
-        for name in names:
+        for name in await self._name_server_names(zone):
             found = await self._addresses_on_server(name)
             if not found:
                 found = await self._addresses_from_resolver(name)
