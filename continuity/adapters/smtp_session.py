@@ -29,8 +29,11 @@ _FLUSH_NOW = frozenset({"220", "221", "421"})
 
 # The plain "<local@domain> [params]" form of MAIL/RCPT arguments: no quotes, no
 # source routes, no comments. Anything else goes to aiosmtpd's full RFC 5322 parser.
-_SIMPLE_PATH = re.compile(r"<([^<>()\[\]\\\",;:@\s]+@[A-Za-z0-9.-]+)>(?:\s+(.*))?\Z")
-_NULL_PATH = re.compile(r"<>(?:\s+(.*))?\Z")
+# The space and the parameters are possessive: "\s+(.*)" gave back one space at a time to a
+# ".*" that rescanned the rest, quadratic on "<a@b>" + many spaces + a line break inside.
+# Taking the whole space run first loses no match: a shorter run only hands ".*" more spaces.
+_SIMPLE_PATH = re.compile(r"<([^<>()\[\]\\\",;:@\s]+@[A-Za-z0-9.-]+)>(?:\s++(.*+))?\Z")
+_NULL_PATH = re.compile(r"<>(?:\s++(.*+))?\Z")
 
 
 def handler_hooks(handler: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import email.header
 import email.parser
 import email.policy
 import email.utils
+import html.parser
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ _CONTAINER_TYPE = re.compile(rb"\ncontent-type:[ \t\r\n]*(?:multipart|message)/"
 _URL_IN_TEXT = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s<>"'`{}|\\^\[\]]+""")
 _TRAILING_PUNCTUATION = ".,;:!?)>'\""
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+# What makes html.parser rescan the rest of the markup (see _completable_markup).
+_MARKUP_OPENING = re.compile(r"<(!--|!\[)?")
+_COMMENT_CLOSE = re.compile(r"--\s*>")  # html.parser's own end of comment
+# html.parser's scan of a start tag (Python 3.11); absent from releases whose parser no longer rescans.
+_START_TAG_SCAN: re.Pattern[str] | None = vars(html.parser).get("locatestarttagend_tolerant")
 # Text scanned per message: enough for any real letter, bounded for hostile ones.
 MAX_TEXT = 512 * 1024
 
@@ -139,7 +145,11 @@ def decode_header_value(value: str) -> str:
 
 def _addresses(values: list[str]) -> tuple[Address, ...]:
     found = []
-    for display, address in email.utils.getaddresses(values):
+    try:
+        pairs = email.utils.getaddresses(values)
+    except RecursionError:  # the stdlib reads nested comments recursively: "From: ((((..." a thousand deep
+        return ()
+    for display, address in pairs:
         if address or display:
             found.append(Address(decode_header_value(display), address.strip()))
     return tuple(found)
@@ -204,6 +214,20 @@ class _HtmlScanner(HTMLParser):
         super().close()
         self._close_anchor()
 
+    def check_for_whole_start_tag(self, i: int) -> int:
+        """Where the start tag at i ends; one never finished ends where the parser's scan of it stopped.
+
+        html.parser answers -1 for a tag it saw no end of, then takes the text only up to
+        the next ">" and scans the same attributes again from the next "<" (quadratic on
+        "<a x='>'=" repeated: quoted ">" are inside the tag). The whole text is fed at
+        once, so no end is coming: the unfinished tag becomes text, scanned once.
+        """
+        end = int(super().check_for_whole_start_tag(i))
+        if end >= 0 or _START_TAG_SCAN is None:
+            return end
+        scanned = _START_TAG_SCAN.match(self.rawdata, i)
+        return max(scanned.end() if scanned is not None else 0, i + 2)
+
 
 def links_in_text(text: str) -> list[Link]:
     """URLs written in plain text."""
@@ -232,11 +256,38 @@ def _url_matches(text: str) -> Iterator[re.Match[str]]:
             yield match
 
 
+def _completable_markup(html: str) -> str:
+    """html with every construct html.parser would rescan to the end of the text made harmless.
+
+    Python 3.11's html.parser, at a "<" that opens something never finished (a tag with no
+    ">" after it, a comment with no "-->" after it, a "<![" section with no end), searches
+    the whole rest of the text, then moves one construct on and searches again: thousands
+    of "<a href=" took seconds, quadratic (later CPython releases changed the parser for
+    this). Those "<" can only ever become text, so here they are written as "&lt;" (which
+    the parser turns back into "<", in text and in attribute values alike). A "<![" is made
+    a bogus comment ("<! [", ended by the next ">", which is what browsers make of it in
+    HTML), so a section without its end neither rescans nor stops the parser
+    (html.parser raises on an unknown section keyword, which hid every link after it).
+    """
+    last_tag_end = html.rfind(">")
+    last_comment_end = -1
+    for close in _COMMENT_CLOSE.finditer(html):
+        last_comment_end = close.start()
+
+    def made_harmless(opening: re.Match[str]) -> str:
+        at, kind = opening.start(), opening.group(1)
+        if at > last_tag_end or (kind == "!--" and at + 4 > last_comment_end):
+            return "&lt;" + (kind or "")
+        return "<! [" if kind == "![" else opening.group(0)
+
+    return _MARKUP_OPENING.sub(made_harmless, html)
+
+
 def scan_html(html: str) -> tuple[list[Link], str]:
-    """Links and visible text of an HTML body."""
+    """Links and visible text of an HTML body (in time linear in its length)."""
     scanner = _HtmlScanner()
     try:
-        scanner.feed(html)
+        scanner.feed(_completable_markup(html))
         scanner.close()
     except (AssertionError, ValueError):
         pass  # malformed markup: keep what was read so far

@@ -66,13 +66,23 @@ def builtin_freemail() -> frozenset[str]:
 
 
 _NAME_NOISE = re.compile(r"[\"'`,.()\[\]<>|_-]+")
-_ADDRESS_IN_NAME = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# A run of local-part characters, then an address's "@domain" when one follows the run. The
+# run is taken whole (possessive) and matched once: "[\w.+-]+@..." alone was tried from every
+# character of a long run without "@", scanning to its end each time (quadratic on "aaaa...").
+# A match that starts inside a run cannot end differently than one from the run's start, so
+# the addresses found are the same (tests/unit/test_linear_patterns_filters.py checks).
+_RUN_OR_ADDRESS = re.compile(r"[\w.+-]++(@[\w-]+(?:\.[\w-]+)+)?")
 
 
 def normalize_name(name: str) -> str:
     """A display name reduced for comparison: NFKC, case-folded, punctuation and extra spaces removed."""
     text = unicodedata.normalize("NFKC", name).casefold()
     return " ".join(_NAME_NOISE.sub(" ", text).split())
+
+
+def addresses_in_name(display: str) -> list[str]:
+    """Addresses written inside a display name ("Jane Doe jane@example.com"), in order."""
+    return [match.group(0) for match in _RUN_OR_ADDRESS.finditer(display) if match.group(1) is not None]
 
 
 def _correspondent(address: str, freemail: frozenset[str]) -> str:
@@ -165,7 +175,7 @@ class BecStage:
         if sender is not None and not internal_sender:
             name = normalize_name(sender.display)
             impersonated = identities.names.get(name) if name else None
-            embedded = _ADDRESS_IN_NAME.findall(sender.display)
+            embedded = addresses_in_name(sender.display)
             if impersonated is None:
                 impersonated = next((a.lower() for a in embedded if a.lower() in identities.addresses), None)
             if impersonated is not None:
