@@ -1,8 +1,10 @@
 """Settings of DNS switching (the ``[dns]`` table): which provider changes the MX records, with which credentials.
 
 ``provider = "rfc2136"`` sends RFC 2136 updates signed with TSIG to ``server``;
-``provider = "powerdns"`` uses PowerDNS Authoritative's HTTP API (``[dns.powerdns]``).
-Either way the result is verified by querying every authoritative server directly.
+``provider = "powerdns"`` uses PowerDNS Authoritative's HTTP API (``[dns.powerdns]``);
+``route53``, ``cloudflare`` and ``azure`` use those services' APIs (``[dns.route53]``,
+``[dns.cloudflare]``, ``[dns.azure]``). Either way the result is verified by querying every
+authoritative server directly.
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ class DnsProviderName(StrEnum):
 
     RFC2136 = "rfc2136"
     POWERDNS = "powerdns"
+    ROUTE53 = "route53"
+    CLOUDFLARE = "cloudflare"
+    AZURE = "azure"
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"'{value}' is not an http:// or https:// URL")
+    return value.rstrip("/")
 
 
 class PowerDnsSettings(BaseModel):
@@ -62,15 +73,102 @@ class PowerDnsSettings(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"'{value}' is not an http:// or https:// URL")
-        return value.rstrip("/")
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
 
     @model_validator(mode="after")
     def _one_key_source(self) -> PowerDnsSettings:
         if self.api_key is not None and self.api_key_file is not None:
             raise ValueError("set either api_key or api_key_file, not both")
+        return self
+
+
+class Route53Settings(BaseModel):
+    """Amazon Route 53 (provider = "route53"): the hosted zone is found by name; credentials or AWS's chain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    access_key_id: str = Field(
+        default="",
+        description="AWS access key id; empty uses AWS's standard chain (environment, shared files, instance role).",
+    )
+    secret_access_key: SecretStr | None = Field(default=None, description="The secret access key of access_key_id.")
+    credential_file: Path | None = Field(
+        default=None, description="A file holding the secret access key (one line) instead of secret_access_key."
+    )
+    region: str = Field(default="us-east-1", description="AWS region for the API client (Route 53 is global).")
+    endpoint_url: str = Field(default="", description="Another API endpoint (an emulator in tests); empty: AWS's.")
+    insync_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds to wait for a change to be INSYNC on Route 53's name servers."
+    )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return _http_url(value) if value else value
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> Route53Settings:
+        if self.secret_access_key is not None and self.credential_file is not None:
+            raise ValueError("set either secret_access_key or credential_file, not both")
+        if self.access_key_id and self.secret_access_key is None and self.credential_file is None:
+            raise ValueError("access_key_id needs secret_access_key or credential_file")
+        return self
+
+
+class CloudflareSettings(BaseModel):
+    """Cloudflare's API v4 (provider = "cloudflare"): an API token limited to DNS edit of the zone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_url: str = Field(default="https://api.cloudflare.com/client/v4", description="Base URL of the API v4.")
+    api_token: SecretStr | None = Field(
+        default=None, description="API token with Zone:DNS:Edit and Zone:Zone:Read on the zone."
+    )
+    credential_file: Path | None = Field(
+        default=None, description="A file holding the API token (one line) instead of api_token."
+    )
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> CloudflareSettings:
+        if self.api_token is not None and self.credential_file is not None:
+            raise ValueError("set either api_token or credential_file, not both")
+        return self
+
+
+class AzureDnsSettings(BaseModel):
+    """Azure DNS (provider = "azure"): a service principal's client credentials and where the zone is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str = Field(default="", description="Entra ID tenant (directory) id of the service principal.")
+    client_id: str = Field(default="", description="Application (client) id of the service principal.")
+    client_secret: SecretStr | None = Field(default=None, description="A client secret of the service principal.")
+    credential_file: Path | None = Field(
+        default=None, description="A file holding the client secret (one line) instead of client_secret."
+    )
+    subscription_id: str = Field(default="", description="Subscription that holds the DNS zone.")
+    resource_group: str = Field(default="", description="Resource group that holds the DNS zone.")
+    authority_url: str = Field(
+        default="https://login.microsoftonline.com",
+        description="Entra ID's token service; the token is asked at {authority_url}/{tenant_id}/oauth2/v2.0/token.",
+    )
+    management_url: str = Field(default="https://management.azure.com", description="Azure Resource Manager's URL.")
+
+    @field_validator("authority_url", "management_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> AzureDnsSettings:
+        if self.client_secret is not None and self.credential_file is not None:
+            raise ValueError("set either client_secret or credential_file, not both")
         return self
 
 
@@ -81,7 +179,8 @@ class DnsSettings(BaseModel):
 
     provider: DnsProviderName = Field(
         default=DnsProviderName.RFC2136,
-        description="How the MX records are changed: rfc2136 (UPDATEs signed with TSIG) or powerdns (its HTTP API).",
+        description="How the MX records are changed: rfc2136 (UPDATEs signed with TSIG), or the API of powerdns, "
+        "route53, cloudflare or azure.",
     )
     server: ListenAddress = Field(
         default="127.0.0.1:53",
@@ -134,6 +233,9 @@ class DnsSettings(BaseModel):
         ),
     )
     powerdns: PowerDnsSettings = Field(default_factory=PowerDnsSettings, description="PowerDNS's HTTP API.")
+    route53: Route53Settings = Field(default_factory=Route53Settings, description="Amazon Route 53.")
+    cloudflare: CloudflareSettings = Field(default_factory=CloudflareSettings, description="Cloudflare's API.")
+    azure: AzureDnsSettings = Field(default_factory=AzureDnsSettings, description="Azure DNS.")
 
     @field_validator("resolver")
     @classmethod

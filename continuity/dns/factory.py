@@ -7,6 +7,7 @@ from continuity.dns.powerdns import PowerDnsProvider
 from continuity.dns.provider import DnsProvider, MxUpdater, MxVerifier
 from continuity.dns.queries import DnsReader
 from continuity.dns.rfc2136 import Rfc2136Provider
+from continuity.dns.route53 import Route53Provider
 from continuity.dns.tsig import TsigCredentials
 from continuity.errors import ConfigError
 
@@ -26,6 +27,11 @@ def build_mx_updater(settings: DnsSettings) -> MxUpdater:
     if settings.provider is DnsProviderName.POWERDNS:
         reader = DnsReader(settings, _optional_tsig(settings))
         provider = PowerDnsProvider(settings)
+    elif settings.provider is DnsProviderName.ROUTE53:
+        # Route 53's name servers take no TSIG key of ours; they are listed by the provider.
+        reader = DnsReader(settings, _optional_tsig(settings))
+        route53 = Route53Provider(settings)
+        return MxUpdater(route53, MxVerifier(settings, reader, route53.name_servers), reader)
     else:
         credentials = TsigCredentials.from_settings(settings)
         reader = DnsReader(settings, credentials)

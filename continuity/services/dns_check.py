@@ -116,6 +116,15 @@ def _credentials_text(settings: Settings) -> str:
     dns_settings = settings.dns
     if dns_settings.provider is DnsProviderName.POWERDNS:
         return f"API {dns_settings.powerdns.url}"
+    if dns_settings.provider is DnsProviderName.ROUTE53:
+        route53 = dns_settings.route53
+        who = f"access key {route53.access_key_id}" if route53.access_key_id else "AWS's standard credential chain"
+        return f"API {route53.endpoint_url or 'of AWS'}, {who}"
+    if dns_settings.provider is DnsProviderName.CLOUDFLARE:
+        return f"API {dns_settings.cloudflare.api_url}"
+    if dns_settings.provider is DnsProviderName.AZURE:
+        azure = dns_settings.azure
+        return f"API {azure.management_url}, client {azure.client_id} of tenant {azure.tenant_id}"
     if dns_settings.tsig_key_file is not None:
         return f"TSIG key from {dns_settings.tsig_key_file}"
     return f"TSIG key '{dns_settings.tsig_key_name}' ({dns_settings.tsig_algorithm.value})"
