@@ -31,6 +31,15 @@ def _enhanced(text: str) -> str:
     return match.group(1) if match else "5.0.0"
 
 
+def _ascii(text: str) -> str:
+    """text with every non-ASCII character as '?': the delivery-status fields and the headers part are ASCII.
+
+    A remote server's reply (or the original header) with 8-bit characters made the report
+    fail to serialise (UnicodeEncodeError), so no report was sent at all.
+    """
+    return text.encode("ascii", "replace").decode("ascii")
+
+
 def _block(fields: Sequence[tuple[str, str]]) -> Message:
     block = Message()
     for name, value in fields:
@@ -76,18 +85,18 @@ def build_dsn(
     for result in failed:
         code = result.code if 500 <= result.code < 600 else 550
         fields = [
-            ("Final-Recipient", f"rfc822; {result.recipient}"),
+            ("Final-Recipient", f"rfc822; {_ascii(result.recipient)}"),
             ("Action", "failed"),
             ("Status", _enhanced(result.text)),
         ]
         if result.host:
             fields.append(("Remote-MTA", f"dns; {result.host}"))
-        fields.append(("Diagnostic-Code", f"smtp; {code} {' '.join(result.text.split())[:300]}"))
+        fields.append(("Diagnostic-Code", f"smtp; {code} {_ascii(' '.join(result.text.split())[:300])}"))
         blocks.append(_block(fields))
     status = Message()
     status.set_type("message/delivery-status")
     status.set_payload(blocks)  # type: ignore[arg-type]
     report.attach(status)
-    headers = MIMEText(_header_only(original).decode("ascii", "replace"), "rfc822-headers", "us-ascii")
+    headers = MIMEText(_ascii(_header_only(original).decode("ascii", "replace")), "rfc822-headers", "us-ascii")
     report.attach(headers)
     return report.as_bytes(policy=SMTP)

@@ -155,8 +155,9 @@ def _addresses(values: list[str]) -> tuple[Address, ...]:
     return tuple(found)
 
 
-def _message_ids(value: str | None) -> tuple[str, ...]:
-    return tuple(_MESSAGE_ID.findall(value or ""))
+def _message_ids(value: object) -> tuple[str, ...]:
+    # compat32 gives an email.header.Header, not a str, for a field with 8-bit bytes.
+    return tuple(_MESSAGE_ID.findall(str(value) if value is not None else ""))
 
 
 def _charset_text(part: Message, payload: bytes) -> str:
@@ -297,7 +298,7 @@ def scan_html(html: str) -> tuple[list[Link], str]:
 def _is_attachment(part: Message) -> bool:
     if part.get_filename():
         return True
-    disposition = (part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()
+    disposition = str(part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()  # a Header when 8-bit
     if disposition == "attachment":
         return True
     maintype = part.get_content_maintype()
