@@ -60,3 +60,7 @@ class PrimaryReplyError(ContinuityError):
         self.server = server
         self.bound = bound
         self.detail = detail
+
+
+class DirectorySourceError(ContinuityError):
+    """The directory (Active Directory or Entra ID) could not be read; the message says which and why."""

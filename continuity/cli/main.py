@@ -10,6 +10,7 @@ from continuity import __version__
 from continuity.cli.audit_cmd import audit_group
 from continuity.cli.config_cmd import config_group
 from continuity.cli.context import CliContext
+from continuity.cli.directory_cmd import directory_group
 from continuity.cli.failover_cmd import FAILOVER_COMMANDS
 from continuity.cli.filter_cmd import filter_group
 from continuity.cli.mailbox_cmd import mailbox_group
@@ -48,6 +49,7 @@ cli.add_command(filter_group)
 cli.add_command(signals_group)
 cli.add_command(replay_group)
 cli.add_command(webmail_group)
+cli.add_command(directory_group)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from continuity.config.admin import AdminSettings
+from continuity.config.directory import DirectorySettings
 from continuity.config.dkim import DkimSettings
 from continuity.config.dns import DnsSettings
 from continuity.config.failover import FailoverSettings
@@ -80,6 +81,7 @@ class Settings(BaseSettings):
     replay: ReplaySettings = Field(default_factory=ReplaySettings, description="Replay into the primary.")
     feeds: FeedSettings = Field(default_factory=FeedSettings, description="Feeds of the primary's mail.")
     signals: SignalSettings = Field(default_factory=SignalSettings, description="Compromise signals and responses.")
+    directory: DirectorySettings = Field(default_factory=DirectorySettings, description="Directory sync (AD, Entra).")
 
     @field_validator("domains")
     @classmethod

@@ -21,6 +21,9 @@ from continuity.core.client_limits import ClientLimiter, ClientLimitPolicy
 from continuity.core.content_checks import ContentLimits
 from continuity.core.failover import FailoverState
 from continuity.core.models import IncomingMessage
+from continuity.directory.core.records import SourceKind
+from continuity.directory.periodic import sync_periodically
+from continuity.directory.wiring import build_notifier, build_sync
 from continuity.services.data_dir_lock import DataDirLock
 from continuity.services.directory import DirectoryCache
 from continuity.services.failover_status import since_text
@@ -168,6 +171,12 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         raise
     running.feeds = feeds
     running.tasks += start_feed_tasks(feeds)
+    # --- directory sync: off unless [directory] source names AD or Entra ---
+    if settings.directory.source is not SourceKind.NONE:
+        sync = build_sync(settings, store, build_notifier(settings), directory.refresh)
+        running.tasks.append(
+            asyncio.create_task(sync_periodically(sync, settings.directory.interval), name="directory-sync")
+        )
     # --- webmail ---
     if webmail is not None:
         running.webmail = webmail

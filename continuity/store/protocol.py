@@ -13,6 +13,7 @@ from typing import Protocol
 
 from continuity.core.audit import AuditEntry, AuditRecord, ChainVerdict
 from continuity.core.models import DirectoryEntry, IncomingMessage, Mailbox, QueueEntry, UpsertOutcome
+from continuity.store.directory_protocol import DirectorySyncRepository
 from continuity.store.failover_protocol import FailoverRepository
 from continuity.store.filters_protocol import FilterMemoryRepository, QuarantineRepository, VerdictRepository
 from continuity.store.replay_protocol import ReplayRepository
@@ -205,6 +206,11 @@ class Store(Protocol):
     @property
     def signals(self) -> SignalRepository:
         """Compromise signals, mailbox states and the baselines' history."""
+        ...
+
+    @property
+    def directory_sync(self) -> DirectorySyncRepository:
+        """Directory sync: links of directory objects to mailboxes, groups, cursors, runs."""
         ...
 
     async def close(self) -> None:

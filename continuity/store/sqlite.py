@@ -10,6 +10,7 @@ from continuity.store.blobs import BlobStore
 from continuity.store.secret_keys import load_key_ring
 from continuity.store.sqlite_audit import AUDIT_MIGRATIONS, SqliteAuditRepository
 from continuity.store.sqlite_db import SqliteDatabase
+from continuity.store.sqlite_directory import DIRECTORY_MIGRATIONS, SqliteDirectorySyncRepository
 from continuity.store.sqlite_failover import FAILOVER_MIGRATIONS, SqliteFailoverRepository
 from continuity.store.sqlite_feeds import FEED_MIGRATIONS, SqliteFeedRepository, insert_feed_rows
 from continuity.store.sqlite_filters import (
@@ -41,6 +42,7 @@ MIGRATIONS: Sequence[tuple[str, Sequence[str]]] = (
     ("signals", SIGNAL_MIGRATIONS),
     ("feeds", FEED_MIGRATIONS),
     ("replay", REPLAY_MIGRATIONS),
+    ("directory", DIRECTORY_MIGRATIONS),
 )
 
 
@@ -67,6 +69,7 @@ class SqliteStore:
         self._feeds = SqliteFeedRepository(self.database, self.blob_store)
         self._signals = SqliteSignalRepository(self.database)
         self._replay = SqliteReplayRepository(self.database, self.blob_store)
+        self._directory_sync = SqliteDirectorySyncRepository(self.database)
 
     @property
     def mailboxes(self) -> SqliteMailboxRepository:
@@ -123,6 +126,10 @@ class SqliteStore:
     @property
     def signals(self) -> SqliteSignalRepository:
         return self._signals
+
+    @property
+    def directory_sync(self) -> SqliteDirectorySyncRepository:
+        return self._directory_sync
 
     def open_sync(self, *, recover: bool) -> None:
         """Create or migrate the database and the blob tree; blocking."""
