@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from continuity.config.dns import DnsProviderName, DnsSettings, VerifySigning
+from continuity.dns.cloudflare import CloudflareProvider
 from continuity.dns.powerdns import PowerDnsProvider
 from continuity.dns.provider import DnsProvider, MxUpdater, MxVerifier
 from continuity.dns.queries import DnsReader
@@ -28,10 +29,14 @@ def build_mx_updater(settings: DnsSettings) -> MxUpdater:
         reader = DnsReader(settings, _optional_tsig(settings))
         provider = PowerDnsProvider(settings)
     elif settings.provider is DnsProviderName.ROUTE53:
-        # Route 53's name servers take no TSIG key of ours; they are listed by the provider.
+        # A DNS service's name servers take no TSIG key of ours; the provider lists them.
         reader = DnsReader(settings, _optional_tsig(settings))
         route53 = Route53Provider(settings)
         return MxUpdater(route53, MxVerifier(settings, reader, route53.name_servers), reader)
+    elif settings.provider is DnsProviderName.CLOUDFLARE:
+        reader = DnsReader(settings, _optional_tsig(settings))
+        cloudflare = CloudflareProvider(settings)
+        return MxUpdater(cloudflare, MxVerifier(settings, reader, cloudflare.name_servers), reader)
     else:
         credentials = TsigCredentials.from_settings(settings)
         reader = DnsReader(settings, credentials)
