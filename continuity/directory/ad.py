@@ -185,7 +185,11 @@ class ActiveDirectorySource:
     def _dirsync(self, connection: ldap3.Connection, cookie_text: str | None) -> tuple[set[str], str]:
         cookie = base64.b64decode(cookie_text) if cookie_text else None
         sync = connection.extend.microsoft.dir_sync(
-            self._settings.base_dn, "(objectClass=*)", attributes=["objectGUID"], cookie=cookie
+            # DirSync reports an object when one of the attributes asked for changed: ask for all we read.
+            self._settings.base_dn,
+            "(objectClass=*)",
+            attributes=self._attributes(),
+            cookie=cookie,
         )
         ids: set[str] = set()
         while True:

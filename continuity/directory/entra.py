@@ -11,14 +11,17 @@ members are kept in the cursor and merged. 429 and 503 are retried after Retry-A
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 import msal  # type: ignore[import-untyped]
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -69,6 +72,20 @@ class EntraSource:
             return settings.client_secret.get_secret_value()
         raise DirectorySourceError("[directory.entra] needs client_secret, client_secret_file or certificate_file")
 
+    def _http_client(self) -> Any:
+        """msal's HTTP session: with a ca_file, that file and not REQUESTS_CA_BUNDLE decides.
+
+        requests lets the environment's CA bundle win over a session's verify, so the session
+        ignores the environment (and its proxies) when the settings name a CA file.
+        """
+        session = requests.Session()
+        if self._settings.ca_file is not None:
+            session.trust_env = False
+            session.verify = str(self._settings.ca_file)
+        timeout = self._settings.timeout
+        session.request = functools.partial(session.request, timeout=timeout)  # type: ignore[method-assign]
+        return session
+
     def _token_sync(self) -> str:
         settings = self._settings
         authority = f"{settings.authority_url.rstrip('/')}/{settings.tenant_id}"
@@ -78,8 +95,7 @@ class EntraSource:
                     settings.client_id,
                     client_credential=self._credential(),
                     authority=authority,
-                    verify=str(settings.ca_file) if settings.ca_file else True,
-                    timeout=settings.timeout,
+                    http_client=self._http_client(),
                     instance_discovery=False,
                 )
             result = self._app.acquire_token_for_client(scopes=[f"{settings.graph_url.rstrip('/')}/.default"])
@@ -141,7 +157,9 @@ class EntraSource:
         """The users and groups changed since cursor ("" reads everyone)."""
         state: dict[str, Any] = json.loads(cursor) if cursor else {}
         token = await asyncio.to_thread(self._token_sync)
-        verify: Any = str(self._settings.ca_file) if self._settings.ca_file else True
+        verify: ssl.SSLContext | bool = True
+        if self._settings.ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(self._settings.ca_file))
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         async with httpx.AsyncClient(headers=headers, timeout=self._settings.timeout, verify=verify) as client:
             try:

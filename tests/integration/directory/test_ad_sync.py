@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from continuity.config.directory import ActiveDirectorySettings, AdIncremental
 from continuity.directory.ad import ActiveDirectorySource
@@ -121,7 +122,7 @@ async def test_a_mass_deletion_is_refused_until_allowed(
 async def test_a_wrong_password_is_a_clear_error(
     samba: SambaDc, ad_settings: ActiveDirectorySettings, store: SqliteStore
 ) -> None:
-    settings = ad_settings.model_copy(update={"bind_password": "wrong"})
+    settings = ad_settings.model_copy(update={"bind_password": SecretStr("wrong")})
     with pytest.raises(DirectorySourceError, match="refused the bind"):
         await _sync(store, settings).run()
     assert (await store.directory_sync.runs())[0].outcome == "failed"
