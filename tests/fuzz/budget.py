@@ -86,7 +86,28 @@ def raw_messages(draw: st.DrawFn) -> bytes:
     if content_type:
         head += f"Content-Type: {content_type}\n"
     body = draw(hostile_text())
+    if draw(st.integers(0, 4)) == 0:  # nested as deep as ingest lets through (smtp.max_mime_depth, 100)
+        levels = draw(st.lists(st.sampled_from(["multipart", "message"]), min_size=1, max_size=99))
+        return _crlf(head + _content_type(levels[0], 0)) + b"\r\n" + _crlf(_nested_body(levels, body))
     if content_type.startswith("multipart"):
         part = draw(st.sampled_from(["text/html", "text/plain", "application/octet-stream"]))
         body = f"--b\nContent-Type: {part}\n\n{body}\n--b--\n"
     return _crlf(head) + b"\r\n" + _crlf(body)
+
+
+def _content_type(kind: str, depth: int) -> str:
+    return (
+        "Content-Type: message/rfc822\n" if kind == "message" else f"Content-Type: multipart/mixed; boundary=b{depth}\n"
+    )
+
+
+def _nested_body(levels: list[str], leaf: str) -> str:
+    """The body under a header of levels[0]: each further level inside the one before, then an HTML leaf."""
+    pieces = []
+    for depth, kind in enumerate(levels):
+        if depth:
+            pieces.append(_content_type(kind, depth) + "\n")
+        if kind == "multipart":
+            pieces.append(f"--b{depth}\n")
+    pieces.append("Content-Type: text/html\n\n" + leaf)
+    return "".join(pieces)
