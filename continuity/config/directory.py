@@ -27,11 +27,6 @@ class AdIncremental(StrEnum):
     FULL = "full"
 
 
-_DEFAULT_FILTER = (
-    "(&(|(objectClass=user)(objectClass=inetOrgPerson))(!(objectClass=computer))(|(mail=*)(proxyAddresses=SMTP:*)))"
-)
-
-
 class ActiveDirectorySettings(BaseModel):
     """Active Directory over LDAPS or StartTLS (ldap3)."""
 
@@ -53,8 +48,11 @@ class ActiveDirectorySettings(BaseModel):
     )
     base_dn: str = Field(default="", description="Where the mailboxes are searched, e.g. DC=corp,DC=example,DC=com.")
     user_filter: str = Field(
-        default=_DEFAULT_FILTER,
-        description="LDAP filter of mail-enabled users, shared and resource mailboxes.",
+        default="",
+        description=(
+            "LDAP filter of the mailboxes; empty: users, shared and resource mailboxes with mail or an "
+            "SMTP proxyAddresses value, computers left out."
+        ),
     )
     group_base_dn: str = Field(
         default="", description="Only groups under this DN count as failover groups (empty: every group)."
@@ -124,10 +122,9 @@ class DirectorySettings(BaseModel):
         default=None,
         ge=0,
         description=(
-            "Most mailboxes one sync may disable; more waits for 'directory sync --allow-removals' "
-            "(default: 5% of the synchronised mailboxes or 50, whichever is smaller, at least 1)."
+            "Most mailboxes one sync may disable; more waits for 'directory sync --allow-removals'. Not set: "
+            "5% of the synchronised mailboxes or 50, whichever is smaller, and at least 1."
         ),
-        json_schema_extra={"default_doc": "5% or 50"},
     )
     ad: ActiveDirectorySettings = Field(default_factory=ActiveDirectorySettings, description="Active Directory.")
     entra: EntraSettings = Field(default_factory=EntraSettings, description="Entra ID (Microsoft Graph).")

@@ -36,6 +36,9 @@ ACCOUNTDISABLE = 0x2
 _RECIPIENT_KINDS = {1: "user", 4: "shared", 16: "room", 32: "equipment"}
 _PRESENCE = ["objectGUID", "memberOf", "uSNChanged"]
 _CHUNK = 50
+DEFAULT_FILTER = (
+    "(&(|(objectClass=user)(objectClass=inetOrgPerson))(!(objectClass=computer))(|(mail=*)(proxyAddresses=SMTP:*)))"
+)
 
 
 def guid_text(raw: bytes | list[bytes]) -> str:
@@ -62,6 +65,7 @@ class ActiveDirectorySource:
 
     def __init__(self, settings: ActiveDirectorySettings) -> None:
         self._settings = settings
+        self._filter = settings.user_filter or DEFAULT_FILTER
         if settings.security is LdapSecurity.PLAIN:
             log.warning("directory: the LDAP connection to %s is not encrypted (security = plain)", settings.url)
 
@@ -145,7 +149,7 @@ class ActiveDirectorySource:
         settings = self._settings
         state: dict[str, Any] = json.loads(cursor) if cursor else {}
         highest = self._highest_usn(connection)
-        presence = self._paged(connection, settings.user_filter, _PRESENCE)
+        presence = self._paged(connection, self._filter, _PRESENCE)
         present = {guid_text(entry["attributes"]["objectGUID"]): entry["attributes"] for entry in presence}
         memberships = {guid: self._groups(attributes.get("memberOf", [])) for guid, attributes in present.items()}
         changed: set[str] | None = None
@@ -209,14 +213,14 @@ class ActiveDirectorySource:
 
     def _read_users(self, connection: ldap3.Connection, ids: set[str] | None) -> list[DirectoryUser]:
         if ids is None:
-            entries = self._paged(connection, self._settings.user_filter, self._attributes())
+            entries = self._paged(connection, self._filter, self._attributes())
         else:
             entries = []
             ordered = sorted(ids)
             for start in range(0, len(ordered), _CHUNK):
                 chunk = ordered[start : start + _CHUNK]
                 terms = "".join(f"(objectGUID={escape_bytes(uuid.UUID(guid).bytes_le)})" for guid in chunk)
-                entries += self._paged(connection, f"(&{self._settings.user_filter}(|{terms}))", self._attributes())
+                entries += self._paged(connection, f"(&{self._filter}(|{terms}))", self._attributes())
         users = []
         for entry in entries:
             user = self._user(entry["attributes"])
