@@ -64,3 +64,20 @@ class PrimaryReplyError(ContinuityError):
 
 class DirectorySourceError(ContinuityError):
     """The directory (Active Directory or Entra ID) could not be read; the message says which and why."""
+
+
+class PrimaryAuthError(PrimaryReplyError):
+    """The primary or Entra's token endpoint refused the credentials the replay logs in with.
+
+    Wrong secret, revoked app, a token the primary refuses even when new: retrying each
+    message would only repeat the refusal, so the replay gives up on the primary for a while
+    (as after a reply that broke a bound) and every message stays queued. ``bound`` says which
+    step refused ("authentication", "token endpoint", "credential"); the message is ``detail``.
+    """
+
+    def __init__(self, server: str, bound: str, detail: str) -> None:
+        super().__init__(server, bound, detail)
+        self.args = (detail,)
+
+    def __str__(self) -> str:
+        return self.detail

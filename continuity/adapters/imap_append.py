@@ -1,7 +1,8 @@
 """IMAP sessions into the primary's mailboxes for the replay (aioimaplib): APPEND, look-ups, moves.
 
-One :class:`MailboxSession` is one IMAPS connection logged in to one mailbox as the
-master user. Every argument built from stored data goes through
+One :class:`MailboxSession` is one IMAPS connection logged in to one mailbox as [replay]
+auth says (continuity.adapters.imap_auth: the master user, SASL PLAIN with an authzid, or
+an Entra app's token). Every argument built from stored data goes through
 continuity.core.imap_syntax first (aioimaplib sends arguments as given). Answers are
 turned into typed outcomes (continuity.core.replay_journal.Attempt): delivered,
 throttled ("NO [LIMIT] server busy"), deferred or failed; a broken connection raises
@@ -24,6 +25,7 @@ from typing import Any
 
 import aioimaplib
 
+from continuity.adapters.imap_auth import ImapLogin, LoginRefusedError, log_in
 from continuity.adapters.imap_guard import ReplyGuard, ReplyLimits, guard_client
 from continuity.core.imap_syntax import (
     ImapSyntaxError,
@@ -66,26 +68,19 @@ class ImapSessionError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ImapTarget:
-    """Where the primary's IMAP is and how the master user logs in to a mailbox."""
+    """Where the primary's IMAP is and how the replay logs in to a mailbox ([replay] auth)."""
 
     host: str
     port: int
     tls: ssl.SSLContext
     timeout: float
-    master_user: str
-    master_password: str
-    login_format: str = "{mailbox}*{master}"
+    login: ImapLogin
     limits: ReplyLimits = field(default_factory=ReplyLimits)
 
     @property
     def server(self) -> str:
         """host:port, as errors name it."""
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    def login_name(self, mailbox: str) -> str:
-        """The login name that opens mailbox as the master user."""
-        local, _, domain = mailbox.partition("@")
-        return self.login_format.format(mailbox=mailbox, local=local, domain=domain, master=self.master_user)
 
 
 def _text(lines: list[bytes | bytearray | str]) -> str:
@@ -131,14 +126,22 @@ class MailboxSession:
         guard = guard_client(client, target.server, target.limits)
         try:
             await guard.run("greeting", client.wait_hello_from_server(), target.timeout)
-            name = quote(target.login_name(mailbox))
-            login = await guard.run("LOGIN", client.login(name, target.master_password), target.timeout)
-            if login.result != "OK":
-                detail = f"login to {mailbox} as {target.master_user} refused: {_text(login.lines)}"
-                kind = classify_imap_no(detail)
-                raise ImapSessionError(
-                    OutcomeKind.THROTTLED if kind is OutcomeKind.THROTTLED else OutcomeKind.DEFERRED, detail
+            try:
+                await log_in(
+                    client,
+                    guard,
+                    target.login,
+                    mailbox,
+                    server=target.server,
+                    host=target.host,
+                    port=target.port,
+                    deadline=target.timeout,
                 )
+            except LoginRefusedError as exc:
+                kind = classify_imap_no(exc.detail)
+                raise ImapSessionError(
+                    OutcomeKind.THROTTLED if kind is OutcomeKind.THROTTLED else OutcomeKind.DEFERRED, exc.detail
+                ) from None
             listing = await guard.run("LIST", client.list('""', '""'), target.timeout)
             delimiter = None
             for line in listing.lines[:-1]:

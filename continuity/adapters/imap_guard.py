@@ -51,7 +51,8 @@ class ReplyLimits:
             return Budget(name, self.listing, self.listing, self.line, self.lines, 0)
         if name == "LIST":
             return Budget(name, self.line, self.listing, self.line, self.lines, 0)
-        continuations = 1 if name == "APPEND" else 0
+        # AUTHENTICATE: the request for the initial response (no SASL-IR) and one error challenge.
+        continuations = {"APPEND": 1, "AUTHENTICATE": 2}.get(name, 0)
         return Budget(name, self.line, _MIB + self.line, self.line, min(10_000, self.lines), continuations)
 
 

@@ -1,7 +1,7 @@
 """Finding a message by Message-ID in a mailbox on the primary, over IMAP (aioimaplib).
 
-Logs in to the user's mailbox as the master user (the login format names the mailbox and
-the master account, e.g. Dovecot's ``alice@example.com*replay``), opens folders and
+Logs in to the user's mailbox as [replay] auth says (continuity.adapters.imap_auth: the
+master user, SASL PLAIN with an authzid, or an Entra app's token), opens folders and
 searches the Message-ID header; it never changes a message. Used by the compromise checks: is a
 relayed message in the sender's Sent Items, is an inbound message still in the Inbox.
 
@@ -21,8 +21,10 @@ from typing import Any
 
 import aioimaplib
 
+from continuity.adapters.imap_auth import ImapLogin, LoginRefusedError, log_in
 from continuity.adapters.imap_guard import ReplyLimits, guard_client
-from continuity.errors import PrimaryReplyError
+from continuity.core.imap_syntax import ImapSyntaxError
+from continuity.errors import PrimaryAuthError, PrimaryReplyError
 
 _LIST_LINE = re.compile(r'^\((?P<flags>[^)]*)\) (?P<delimiter>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.+)$')
 _SKIP_FLAGS = frozenset({"\\noselect", "\\nonexistent"})
@@ -38,17 +40,10 @@ class ImapAccess:
 
     host: str
     port: int
-    login_format: str
-    master_user: str
-    master_password: str
+    login: ImapLogin
     tls: ssl.SSLContext
     timeout: float
     limits: ReplyLimits = field(default_factory=ReplyLimits)
-
-    def login_for(self, mailbox: str) -> str:
-        """The login name that opens mailbox as the master user."""
-        local, _sep, domain = mailbox.partition("@")
-        return self.login_format.format(mailbox=mailbox, local=local, domain=domain, master=self.master_user)
 
 
 def quote(value: str) -> str:
@@ -96,11 +91,23 @@ class _Session:
         return await self._guard.run(command, work, self._access.timeout)
 
     async def open(self, mailbox: str) -> None:
+        access = self._access
         await self._run("greeting", self._client.wait_hello_from_server())
-        name = quote(self._access.login_for(mailbox))
-        login = await self._run("LOGIN", self._client.login(name, self._access.master_password))
-        if login.result != "OK":
-            raise ImapCheckError(f"the primary refused the master login for {mailbox}: {_text(login.lines[-1])}")
+        try:
+            await log_in(
+                self._client,
+                self._guard,
+                access.login,
+                mailbox,
+                server=f"{access.host}:{access.port}",
+                host=access.host,
+                port=access.port,
+                deadline=access.timeout,
+            )
+        except (LoginRefusedError, PrimaryAuthError) as exc:
+            raise ImapCheckError(f"the primary refused the login to {mailbox}: {exc}") from None
+        except ImapSyntaxError as exc:
+            raise ImapCheckError(f"cannot log in to {mailbox}: {exc}") from None
 
     async def folders(self) -> list[str]:
         response = await self._run("LIST", self._client.list('""', '"*"'))

@@ -28,6 +28,64 @@ class ReplayMethod(StrEnum):
     SMTP = "smtp"
 
 
+class ImapAuth(StrEnum):
+    """How the replay and the IMAP checks log in to a mailbox on the primary."""
+
+    # LOGIN with the name login_format makes of the mailbox and master_user (Dovecot, Exchange on-premises).
+    LOGIN = "login"
+    # AUTHENTICATE PLAIN: master_user authenticates, the mailbox is the authorization identity (RFC 4616).
+    PLAIN_AUTHZID = "plain-authzid"
+    # AUTHENTICATE XOAUTH2 (or OAUTHBEARER) with an app-only token from Microsoft Entra (Exchange Online).
+    XOAUTH2 = "xoauth2"
+
+
+class EntraAppSettings(BaseModel):
+    """The app registration whose client-credential tokens open mailboxes in Exchange Online ([replay.entra])."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str = Field(default="", description="Directory (tenant) id of the app registration.")
+    client_id: str = Field(default="", description="Application (client) id of the app registration.")
+    client_secret: SecretStr | None = Field(default=None, description="A client secret of the app.")
+    client_secret_file: Path | None = Field(default=None, description="File holding the client secret instead.")
+    certificate_file: Path | None = Field(
+        default=None, description="PEM file with the app's certificate private key (instead of a secret)."
+    )
+    certificate_thumbprint: str = Field(
+        default="", description="SHA-1 thumbprint (hex) of the certificate uploaded to the app registration."
+    )
+    authority: str = Field(
+        default="https://login.microsoftonline.com",
+        description="Entra's login endpoint (sovereign clouds: https://login.microsoftonline.us, ...).",
+    )
+    scope: str = Field(default="https://outlook.office365.com/.default", description="Scope of the token.")
+    ca_file: Path | None = Field(default=None, description="PEM CA bundle for the token endpoint's certificate.")
+    timeout: float = Field(default=30.0, gt=0, description="Seconds a token request may take.")
+
+    @field_validator("authority")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        text = value.strip().rstrip("/")
+        if not text.startswith("https://"):
+            raise ValueError("must be an https:// URL")
+        return text
+
+    @model_validator(mode="after")
+    def _credential(self) -> EntraAppSettings:
+        given = [self.client_secret is not None, self.client_secret_file is not None, self.certificate_file is not None]
+        if sum(given) > 1:
+            raise ValueError("set one of client_secret, client_secret_file and certificate_file")
+        if self.certificate_file is not None and not self.certificate_thumbprint:
+            raise ValueError("certificate_file needs certificate_thumbprint")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """True when the tenant, the client and one credential are set."""
+        credential = self.client_secret or self.client_secret_file or self.certificate_file
+        return bool(self.tenant_id and self.client_id and credential)
+
+
 class DedupCheck(StrEnum):
     """When the replay looks for an earlier copy on the primary before delivering."""
 
@@ -74,6 +132,16 @@ class ReplaySettings(BaseModel):
         default="", description="IMAP account allowed to open every mailbox (Dovecot master user, Exchange admin)."
     )
     master_password: SecretStr | None = Field(default=None, description="Password of the master user.")
+    auth: ImapAuth = Field(
+        default=ImapAuth.LOGIN,
+        description=(
+            "How the replay and the IMAP checks log in to a mailbox: login (login_format), plain-authzid "
+            "(AUTHENTICATE PLAIN as master_user for the mailbox) or xoauth2 ([replay.entra], Exchange Online)."
+        ),
+    )
+    entra: EntraAppSettings = Field(
+        default_factory=EntraAppSettings, description="The Entra app whose tokens open mailboxes (auth = xoauth2)."
+    )
     login_format: str = Field(
         default="{mailbox}*{master}",
         description=(
@@ -193,6 +261,8 @@ class ReplaySettings(BaseModel):
     def _pairs(self) -> ReplaySettings:
         if bool(self.master_user) != (self.master_password is not None):
             raise ValueError("master_user and master_password must be set together")
+        if self.auth is ImapAuth.XOAUTH2 and not self.entra.configured:
+            raise ValueError("auth = xoauth2 needs [replay.entra] tenant_id, client_id and a secret or certificate")
         if self.retry_max < self.retry_initial:
             raise ValueError("retry_max must not be shorter than retry_initial")
         if self.warn_before >= self.give_up_after:
@@ -201,5 +271,7 @@ class ReplaySettings(BaseModel):
 
     @property
     def imap_configured(self) -> bool:
-        """True when the master user is set (IMAP replay and every de-duplication check need it)."""
+        """True when the replay can log in to mailboxes (IMAP replay and every de-duplication check need it)."""
+        if self.auth is ImapAuth.XOAUTH2:
+            return self.entra.configured
         return bool(self.master_user)

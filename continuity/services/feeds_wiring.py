@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from continuity.adapters.dkim_signer import DkimSigner
+from continuity.adapters.imap_auth import login_from_settings
 from continuity.adapters.imap_search import ImapAccess
 from continuity.adapters.smtp_client import SmtpDelivery
 from continuity.adapters.smtp_relay import RelayAuthenticator, RelayHandler, RelayListener
@@ -98,15 +99,14 @@ def build_signals(settings: Settings, store: Store, directory: DirectoryCache) -
 
 def _imap_access(settings: Settings) -> ImapAccess | None:
     replay = settings.replay
-    if not settings.primary.configured or not replay.master_user or replay.master_password is None:
-        log.error("[signals] imap_checks needs [primary] host and the [replay] master user; IMAP checks are off")
+    login = login_from_settings(replay)
+    if not settings.primary.configured or login is None:
+        log.error("[signals] imap_checks needs [primary] host and the [replay] login; IMAP checks are off")
         return None
     return ImapAccess(
         host=settings.primary.host,
         port=settings.primary.imap_port,
-        login_format=replay.login_format,
-        master_user=replay.master_user,
-        master_password=replay.master_password.get_secret_value(),
+        login=login,
         tls=tls_context(replay.tls_verify, str(replay.ca_file) if replay.ca_file else None),
         timeout=settings.signals.imap_timeout,
     )

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from continuity.adapters.imap_append import ImapSessionError, ImapTarget
+from continuity.adapters.imap_auth import login_from_settings
 from continuity.adapters.imap_guard import ReplyLimits
 from continuity.adapters.smtp_client import SmtpDelivery
 from continuity.config.outbound import OutboundSettings
@@ -52,9 +53,10 @@ log = logging.getLogger("continuity.replay")
 
 
 def imap_target(settings: Settings) -> ImapTarget | None:
-    """The primary's IMAP as the master user, or None when not configured."""
+    """The primary's IMAP with the login [replay] auth describes, or None when not configured."""
     replay = settings.replay
-    if not (replay.imap_configured and settings.primary.configured and replay.master_password is not None):
+    login = login_from_settings(replay)
+    if login is None or not settings.primary.configured:
         return None
     tls = tls_context(replay.tls_verify, str(replay.ca_file) if replay.ca_file else None)
     return ImapTarget(
@@ -62,9 +64,7 @@ def imap_target(settings: Settings) -> ImapTarget | None:
         settings.primary.imap_port,
         tls,
         replay.timeout,
-        replay.master_user,
-        replay.master_password.get_secret_value(),
-        replay.login_format,
+        login,
         ReplyLimits(replay.reply_line_max, replay.reply_lines_max, replay.reply_fetch_max, replay.reply_listing_max),
     )
 

@@ -42,6 +42,8 @@ class PrimaryStandIn:
         users: dict[str, str],
         *,
         master_password: str = "replay-secret",
+        oauth2_key: str = "",
+        oauth2_key_id: str = "k1",
     ) -> None:
         # Postfix and Dovecot drop privileges and cannot enter pytest's private (0700) tmp
         # dirs: everything lives in a world-traversable directory of its own, removed by close().
@@ -50,6 +52,10 @@ class PrimaryStandIn:
         self.domains = domains
         self.users = users
         self.master_password = master_password
+        # With an oauth2_key (a PEM public key), Dovecot also takes XOAUTH2 and OAUTHBEARER tokens
+        # (RS256 JWTs) signed by its private half: see _oauth2_config.
+        self.oauth2_key = oauth2_key
+        self.oauth2_key_id = oauth2_key_id
         self.smtp_port = free_port()
         self.imaps_port = free_port()
         self.lmtp_port = free_port()
@@ -112,8 +118,9 @@ listen = 127.0.0.1
 ssl = required
 ssl_cert = <{self.cert_file}
 ssl_key = <{self.key_file}
-auth_mechanisms = plain
+auth_mechanisms = {"plain xoauth2 oauthbearer" if self.oauth2_key else "plain"}
 auth_master_user_separator = *
+auth_verbose = yes
 first_valid_uid = 1
 mail_location = maildir:{root / "mail"}/%d/%n
 default_internal_user = dovecot
@@ -128,6 +135,7 @@ passdb {{
   driver = passwd-file
   args = username_format=%u {root / "users"}
 }}
+{self._oauth2_config(root)}
 userdb {{
   driver = static
   args = uid=nobody gid=nogroup home={root / "mail"}/%d/%n
@@ -158,6 +166,45 @@ protocol lmtp {{
 }}
 """
         )
+
+    def _oauth2_config(self, root: Path) -> str:
+        """Dovecot's oauth2 passdb validating JWTs locally with oauth2_key (empty without one).
+
+        An Exchange Online app token names no mailbox: the app may open every mailbox it has
+        FullAccess on. The stand-in models an app with FullAccess on its own domain's mailboxes:
+        the token's ``email`` claim is the app's address, and ``username_format = %d`` makes
+        Dovecot compare only the domains of that claim and of the mailbox asked for.
+        """
+        if not self.oauth2_key:
+            return ""
+        keys = root / "keys"
+        # The key dict's lookup key is shared/<azp or "default">/<alg>/<kid or "default">.
+        key_file = keys / "default" / "RS256" / self.oauth2_key_id
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(self.oauth2_key)
+        (root / "oauth2.conf.ext").write_text(
+            f"""introspection_mode = local
+local_validation_key_dict = fs:posix:prefix={keys}/
+username_attribute = email
+username_format = %d
+"""
+        )
+        return f"""passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root / "oauth2.conf.ext"}
+}}"""
+
+    def revoke_oauth2_key(self) -> None:
+        """Stop trusting the token signing key: every token is refused from now on.
+
+        Dovecot keeps the keys it has read in memory: a reload makes it read the dict again.
+        """
+        key_file = self.workdir / "dovecot" / "keys" / "default" / "RS256" / self.oauth2_key_id
+        key_file.unlink(missing_ok=True)
+        config = self.workdir / "dovecot" / "dovecot.conf"
+        subprocess.run(["doveadm", "-c", str(config), "reload"], check=True, capture_output=True)
+        wait_for_port(self.imaps_port, timeout=30)
 
     # -- life cycle -----------------------------------------------------------------------
 
