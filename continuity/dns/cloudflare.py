@@ -20,12 +20,10 @@ token (HTTP 401/403, codes 9109, 10000) and an MX that is neither side are not.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -33,19 +31,9 @@ from continuity.config.dns import DnsSettings
 from continuity.dns.credentials import secret_from
 from continuity.dns.errors import DnsUpdateError, canonical_mx, describe, show_mx
 from continuity.dns.provider import DomainSwitch, zone_of
+from continuity.dns.retry import RetryableError, retry_after, with_retries
 
-log = logging.getLogger("continuity.dns")
-
-# The longest Retry-After honoured within one switch; a longer one fails the attempt (the controller retries).
-MAX_RETRY_AFTER = 60.0
-
-
-class _RetryableError(DnsUpdateError):
-    """No answer, a 5xx or a 429: the same request may succeed later (after ``wait`` seconds for a 429)."""
-
-    def __init__(self, message: str, wait: float = 0.0) -> None:
-        super().__init__(message)
-        self.wait = wait
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +66,12 @@ class CloudflareProvider:
     async def _request(
         self, client: httpx.AsyncClient, method: str, path: str, *, params: Any = None, body: Any = None
     ) -> Any:
-        """The envelope's result; errors as DnsUpdateError (retryable ones as _RetryableError)."""
+        """The envelope's result; errors as DnsUpdateError (retryable ones as RetryableError)."""
         where = f"Cloudflare API {self._api.api_url}: {method} {path}"
         try:
             response = await client.request(method, path, params=params, json=body)
         except httpx.HTTPError as exc:
-            raise _RetryableError(f"{where} failed: {describe(exc)}") from exc
+            raise RetryableError(f"{where} failed: {describe(exc)}") from exc
         errors = _errors(response)
         codes = {code for code, _message in errors}
         text = "; ".join(f"{code}: {message}" for code, message in errors) or response.reason_phrase
@@ -93,36 +81,25 @@ class CloudflareProvider:
                 "(a token with Zone:DNS:Edit and Zone:Zone:Read on the zone)"
             )
         if response.status_code == 429:
-            wait = _retry_after(response)
-            raise _RetryableError(f"{where}: rate limited (429, Retry-After {wait:g}s)", wait)
+            wait = retry_after(response)
+            raise RetryableError(f"{where}: rate limited (429, Retry-After {wait:g}s)", wait)
         if response.status_code >= 500:
-            raise _RetryableError(f"{where} answered {response.status_code}: {text}")
+            raise RetryableError(f"{where} answered {response.status_code}: {text}")
         if response.status_code >= 400 or errors:
             raise DnsUpdateError(f"{where} was rejected ({response.status_code}: {text})")
         try:
             return response.json()["result"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise _RetryableError(f"{where} answered no result envelope") from exc
+            raise RetryableError(f"{where} answered no result envelope") from exc
 
-    async def _patiently(self, operation: str, run: Any) -> Any:
-        """run(client) with [dns] attempts, backoff between them, Retry-After honoured."""
-        attempts = self._settings.attempts
-        delay = 1.0
-        last = ""
-        for attempt in range(1, attempts + 1):
-            try:
-                async with self._client() as client:
-                    return await run(client)
-            except _RetryableError as exc:
-                last = str(exc)
-                wait = max(delay, exc.wait)
-                if exc.wait > MAX_RETRY_AFTER:
-                    break
-            log.warning("%s, attempt %d of %d: %s", operation, attempt, attempts, last)
-            if attempt < attempts:
-                await asyncio.sleep(wait)
-                delay *= 2
-        raise DnsUpdateError(f"could not complete {operation} after {attempts} attempts: {last}")
+    async def _patiently(self, operation: str, run: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
+        """run(client) on a new client, with retries (continuity.dns.retry)."""
+
+        async def attempt() -> T:
+            async with self._client() as client:
+                return await run(client)
+
+        return await with_retries(self._settings.attempts, operation, attempt)
 
     async def _zone(self, client: httpx.AsyncClient, domain: str) -> _Zone:
         name = zone_of(self._settings, domain).to_text(omit_final_dot=True)
@@ -160,7 +137,7 @@ class CloudflareProvider:
         async def run(client: httpx.AsyncClient) -> list[str]:
             return list((await self._zone(client, zone)).name_servers)
 
-        return list(await self._patiently(f"the lookup of zone {zone}", run))
+        return await self._patiently(f"the lookup of zone {zone}", run)
 
     async def access(self, domain: str) -> str:
         """The token finds the zone and may list its DNS records."""
@@ -170,7 +147,7 @@ class CloudflareProvider:
             await self._mx(client, zone, domain)
             return f"zone {zone.name} ({zone.id}) at {self._api.api_url}, token from {self._token_setting}"
 
-        return str(await self._patiently(f"the lookup of {domain}'s zone", run))
+        return await self._patiently(f"the lookup of {domain}'s zone", run)
 
     async def current_mx(self, domain: str) -> tuple[str, ...]:
         """The MX records of domain as Cloudflare holds them."""
@@ -178,7 +155,7 @@ class CloudflareProvider:
         async def run(client: httpx.AsyncClient) -> tuple[str, ...]:
             return (await self._mx(client, await self._zone(client, domain), domain))[1]
 
-        return tuple(await self._patiently(f"the read of {domain} MX", run))
+        return await self._patiently(f"the read of {domain} MX", run)
 
     async def replace_mx(self, domain: str, expected: Sequence[str], target: Sequence[str]) -> DomainSwitch:
         """Read, compare with expected, one batch (deletes by id, posts of target), read again (see the module)."""
@@ -216,9 +193,7 @@ class CloudflareProvider:
                 )
             return DomainSwitch(domain, before, after, updated=True)
 
-        switch = await self._patiently(f"the MX update of {domain}", run)
-        assert isinstance(switch, DomainSwitch)
-        return switch
+        return await self._patiently(f"the MX update of {domain}", run)
 
     async def test_change(self, domain: str) -> None:
         """Create and delete the TXT record _continuity-check.<zone>."""
@@ -229,7 +204,7 @@ class CloudflareProvider:
             record = {"type": "TXT", "name": owner, "content": f'"dns check {int(time.time())}"', "ttl": 60}
             try:
                 created = await self._request(client, "POST", f"/zones/{zone.id}/dns_records", body=record)
-            except _RetryableError:
+            except RetryableError:
                 raise
             except DnsUpdateError as exc:
                 raise DnsUpdateError(f"a test change (add TXT {owner}.) failed: {exc}") from exc
@@ -254,10 +229,3 @@ def _errors(response: httpx.Response) -> list[tuple[int, str]]:
         for item in body.get("errors") or []
         if isinstance(item, dict)
     ]
-
-
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "1")))
-    except ValueError:
-        return 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from continuity.config.dns import DnsProviderName, DnsSettings, VerifySigning
+from continuity.dns.azure import AzureDnsProvider
 from continuity.dns.cloudflare import CloudflareProvider
 from continuity.dns.powerdns import PowerDnsProvider
 from continuity.dns.provider import DnsProvider, MxUpdater, MxVerifier
@@ -22,21 +23,28 @@ def _optional_tsig(settings: DnsSettings) -> TsigCredentials | None:
     return TsigCredentials.from_settings(settings)
 
 
+def _service(settings: DnsSettings) -> Route53Provider | CloudflareProvider | AzureDnsProvider | None:
+    """The provider of a DNS service that lists its own name servers, or None for rfc2136 and powerdns."""
+    if settings.provider is DnsProviderName.ROUTE53:
+        return Route53Provider(settings)
+    if settings.provider is DnsProviderName.CLOUDFLARE:
+        return CloudflareProvider(settings)
+    if settings.provider is DnsProviderName.AZURE:
+        return AzureDnsProvider(settings)
+    return None
+
+
 def build_mx_updater(settings: DnsSettings) -> MxUpdater:
     """The provider [dns] provider names, with the shared reader and verifier; ConfigError when unusable."""
+    service = _service(settings)
+    if service is not None:
+        # A DNS service's name servers take no TSIG key of ours, and the service lists them.
+        reader = DnsReader(settings, _optional_tsig(settings))
+        return MxUpdater(service, MxVerifier(settings, reader, service.name_servers), reader)
     provider: DnsProvider
     if settings.provider is DnsProviderName.POWERDNS:
         reader = DnsReader(settings, _optional_tsig(settings))
         provider = PowerDnsProvider(settings)
-    elif settings.provider is DnsProviderName.ROUTE53:
-        # A DNS service's name servers take no TSIG key of ours; the provider lists them.
-        reader = DnsReader(settings, _optional_tsig(settings))
-        route53 = Route53Provider(settings)
-        return MxUpdater(route53, MxVerifier(settings, reader, route53.name_servers), reader)
-    elif settings.provider is DnsProviderName.CLOUDFLARE:
-        reader = DnsReader(settings, _optional_tsig(settings))
-        cloudflare = CloudflareProvider(settings)
-        return MxUpdater(cloudflare, MxVerifier(settings, reader, cloudflare.name_servers), reader)
     else:
         credentials = TsigCredentials.from_settings(settings)
         reader = DnsReader(settings, credentials)

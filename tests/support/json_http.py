@@ -3,7 +3,7 @@
 Why http.server: the stand-ins answer a handful of documented requests; the standard
 library's threaded server needs no event loop of its own, so tests on any loop (or none)
 can use it. A stand-in gives one function, ``handle(request) -> Reply``, and records
-every request it saw.
+every request it saw; bodies are JSON, or forms (``application/x-www-form-urlencoded``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,10 @@ class JsonHttpServer:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
+                if "x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
+                    body: Any = {key: values[0] for key, values in parse_qs(raw.decode()).items()}
+                else:
+                    body = json.loads(raw) if raw else None
                 request = Request(
                     self.command,
                     parts.path,
