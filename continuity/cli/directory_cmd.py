@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 import click
 from rich.table import Table
 
-from continuity.cli.context import EXIT_FAILED, CliContext, console, pass_context
+from continuity.cli.context import EXIT_FAILED, EXIT_USAGE, CliContext, console, fail, pass_context
 from continuity.directory.core.links import SyncRun
 from continuity.directory.service import SyncReport
 from continuity.directory.wiring import build_notifier, build_source, build_sync
+from continuity.errors import ConfigError
 from continuity.store.protocol import Store
 
 
@@ -49,7 +50,10 @@ def sync_command(context: CliContext, dry_run: bool, as_json: bool, allow_remova
     Exits 1 when the removal guard refused the run or some changes failed.
     """
     settings = context.settings()
-    build_source(settings)  # a source of none is a usage error before the store opens
+    try:
+        build_source(settings)  # a source of none is a usage error before the store opens
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
 
     async def work(store: Store) -> SyncReport:
         notifier = build_notifier(settings)
