@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
 import logging
 import ssl
@@ -23,7 +22,7 @@ import httpx
 import msal  # type: ignore[import-untyped]
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives import serialization
 
 from continuity.config.directory import EntraSettings
 from continuity.directory.core.proxy import split_proxy_addresses
@@ -43,9 +42,17 @@ class _DeltaExpiredError(Exception):
 
 
 def _certificate_credential(pem: bytes) -> dict[str, str]:
+    """msal's certificate credential from one PEM file holding the private key and the certificate.
+
+    msal computes the certificate's SHA-256 thumbprint (x5t#S256) from public_certificate.
+    """
     certificate = x509.load_pem_x509_certificate(pem)
-    thumbprint = hashlib.sha1(certificate.public_bytes(Encoding.DER)).hexdigest()  # noqa: S324 - Entra's x5t
-    return {"private_key": pem.decode("ascii"), "thumbprint": thumbprint}
+    key = serialization.load_pem_private_key(pem, password=None)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    return {"private_key": key_pem.decode("ascii"), "public_certificate": certificate_pem.decode("ascii")}
 
 
 class EntraSource:

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import jwt
 import trustme
+from cryptography import x509
 
 PAGE_SIZE = 2
 
@@ -39,6 +41,8 @@ class GraphState:
     # version -> (kind, id, removed member ids for groups); a delta token is the version it was issued at.
     log: list[tuple[str, str, frozenset[str]]] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
+    # The app's certificate (PEM) when it signs in with a certificate instead of the secret.
+    certificate_pem: bytes | None = None
     throttle: int = 0
     retry_after: int = 1
     requests: list[str] = field(default_factory=list)
@@ -173,6 +177,13 @@ class _Handler(BaseHTTPRequestHandler):
             body["@odata.deltaLink"] = f"{base}?$deltatoken={version - 1}"
         self._send(200, body)
 
+    def _assertion_valid(self, assertion: str) -> bool:
+        """A client assertion (RFC 7523) signed with the registered certificate, for this token endpoint."""
+        if self.state.certificate_pem is None:
+            return False
+        audience = f"{self.server.base_url}/{self.state.tenant_id}/oauth2/v2.0/token"
+        return _check_assertion(assertion, self.state.certificate_pem, audience)
+
     def do_POST(self) -> None:
         parts = urlsplit(self.path)
         self.state.requests.append(f"POST {parts.path}")
@@ -185,12 +196,25 @@ class _Handler(BaseHTTPRequestHandler):
         if form.get("client_id", [""])[0] != self.state.client_id:
             self._send(400, _aadsts(700016, "unauthorized_client", "Application was not found in the directory."))
             return
-        if form.get("client_secret", [""])[0] != self.state.client_secret:
+        if "client_assertion" in form:
+            if not self._assertion_valid(form["client_assertion"][0]):
+                self._send(401, _aadsts(700027, "invalid_client", "Client assertion failed signature validation."))
+                return
+        elif form.get("client_secret", [""])[0] != self.state.client_secret:
             self._send(401, _aadsts(7000215, "invalid_client", "Invalid client secret provided."))
             return
         token = secrets.token_urlsafe(24)
         self.state.tokens.add(token)
         self._send(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
+
+
+def _check_assertion(assertion: str, certificate_pem: bytes, audience: str) -> bool:
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    try:
+        jwt.decode(assertion, certificate.public_key(), algorithms=["RS256", "PS256"], audience=audience)  # type: ignore[arg-type]
+    except jwt.PyJWTError:
+        return False
+    return True
 
 
 def _aadsts(code: int, error: str, text: str) -> dict[str, Any]:

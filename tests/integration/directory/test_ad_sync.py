@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from continuity.config.directory import ActiveDirectorySettings, AdIncremental
+from continuity.config.directory import ActiveDirectorySettings, AdIncremental, LdapSecurity
 from continuity.directory.ad import ActiveDirectorySource
 from continuity.directory.service import DirectorySync
 from continuity.errors import DirectorySourceError
@@ -138,3 +138,11 @@ async def test_a_certificate_from_another_ca_is_refused(
     settings = ad_settings.model_copy(update={"ca_file": other})
     with pytest.raises(DirectorySourceError, match="cannot connect"):
         await _sync(store, settings).run()
+
+
+async def test_starttls_on_port_389_works_too(
+    samba: SambaDc, ad_settings: ActiveDirectorySettings, store: SqliteStore
+) -> None:
+    samba.add_user("dave", mail="dave@example.com")
+    settings = ad_settings.model_copy(update={"url": "ldap://127.0.0.1:389", "security": LdapSecurity.STARTTLS})
+    assert (await _sync(store, settings).run()).counts["create"] == 1

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 from pydantic import SecretStr
 
 from continuity.config.directory import EntraSettings
@@ -113,6 +114,21 @@ async def test_throttling_longer_than_allowed_is_an_error(graph: GraphStandIn, s
     graph.state.retry_after = 3600
     with pytest.raises(DirectorySourceError, match=r"throttling .*3600s, longer than max_retry_after"):
         await _sync(store, _settings(graph)).run()
+
+
+async def test_a_certificate_signs_the_token_request(graph: GraphStandIn, store: SqliteStore, tmp_path: Path) -> None:
+    issued = trustme.CA().issue_cert("continuity-app", key_type=trustme.KeyType.RSA)
+    pem = tmp_path / "app.pem"
+    pem.write_bytes(issued.private_key_pem.bytes() + issued.cert_chain_pems[0].bytes())
+    graph.state.certificate_pem = issued.cert_chain_pems[0].bytes()
+    graph.state.put_user(_user("u0", "Adele Vance", "adele@example.com"))
+    settings = _settings(graph).model_copy(update={"client_secret": None, "certificate_file": pem})
+    assert (await _sync(store, settings).run()).counts["create"] == 1
+    graph.state.certificate_pem = (
+        trustme.CA().issue_cert("other", key_type=trustme.KeyType.RSA).cert_chain_pems[0].bytes()
+    )
+    with pytest.raises(DirectorySourceError, match="AADSTS700027"):
+        await EntraSource(settings).read("")
 
 
 @pytest.mark.parametrize(
