@@ -74,7 +74,10 @@ def parse_recipients(text: str) -> list[str]:
     """Normalised addresses from a To/Cc/Bcc field; ValueError with a sentence naming the bad one."""
     result: list[str] = []
     for chunk in _split_list(text):
-        pairs = email.utils.getaddresses([chunk])
+        try:
+            pairs = email.utils.getaddresses([chunk])
+        except RecursionError:  # the stdlib reads nested comments recursively: "((((..." a thousand deep
+            pairs = []
         address = pairs[0][1] if len(pairs) == 1 else ""
         try:
             normalized = normalize_address(address)

@@ -63,7 +63,10 @@ class JournalReport:
 
 
 def _address(text: str) -> str:
-    value = email.utils.parseaddr(text.strip())[1].strip().lower()
+    try:
+        value = email.utils.parseaddr(text.strip())[1].strip().lower()
+    except RecursionError:  # the stdlib reads nested comments recursively: "((((..." a thousand deep
+        return ""
     if value.count("@") != 1 or any(char.isspace() for char in value):
         return ""
     return value

@@ -46,7 +46,10 @@ class MailSigns:
 
 
 def _address(value: str) -> str:
-    return email.utils.parseaddr(value)[1].strip().lower()
+    try:
+        return email.utils.parseaddr(value)[1].strip().lower()
+    except RecursionError:  # the stdlib reads nested comments recursively: "((((..." a thousand deep
+        return ""
 
 
 def may_be_delivery_report(content: bytes) -> bool:

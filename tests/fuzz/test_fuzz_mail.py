@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from continuity.core import dsn, headers, journal, message_view, mime_view
+from continuity.core import dsn, headers, journal, mail_signs, message_view, mime_view
 from continuity.core.content_checks import ContentLimits, find_content_problem
 from continuity.core.delivery import DeliveryStatus, RecipientResult
 from continuity.errors import InvalidInputError
@@ -57,8 +57,24 @@ def test_header_reading_and_content_checks(raw: bytes) -> None:
     within_budget(lambda: find_content_problem(raw, _LIMITS))
 
 
+_NESTED_SENDER = (
+    b'X-MS-Journal-Report:\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n'
+    b"\r\nSender: " + b"(" * 3_000 + b"\r\nTo: a@b.example\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n"
+    b"\r\nbody\r\n--b--\r\n"
+)
+
+
+@FUZZ
+@given(raw_messages())
+@example(_NESTED_COMMENTS)  # found by fuzzing: raised RecursionError
+def test_signs_of_rules_and_bounces(raw: bytes) -> None:
+    within_budget(lambda: mail_signs.read_signs(raw))
+    within_budget(lambda: mail_signs.hard_bounces(raw))
+
+
 @FUZZ
 @given(raw_messages(), st.booleans())
+@example(_NESTED_SENDER, False)  # found by fuzzing: raised RecursionError, not InvalidInputError
 def test_journal_reports(raw: bytes, as_report: bool) -> None:
     if as_report:  # most draws are not journal reports; make half of them claim to be one
         raw = b'X-MS-Journal-Report:\r\nContent-Type: multipart/mixed; boundary="b"\r\n' + raw

@@ -14,7 +14,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from continuity.adapters import imap_search
-from continuity.core import addresses, imap_syntax, replay_journal, search_query
+from continuity.core import addresses, compose, imap_syntax, replay_journal, search_query
 from continuity.core.message_view import Link, LinkSource
 from continuity.filters import bank_details, bec, urls
 from continuity.filters.domains import DomainFeed
@@ -47,6 +47,18 @@ def test_addresses_raise_only_value_errors(text: str) -> None:
     except ValueError:
         return
     assert normalized == addresses.normalize_address(normalized)
+
+
+@FUZZ
+@given(hostile_text(max_repeat=3_000))
+@example("(" * 3_000)  # found by fuzzing: raised RecursionError, not ValueError
+@example('"a, b" <a@example.com>; (c, d) b@example.com')
+def test_compose_recipients_raise_only_value_errors(text: str) -> None:
+    try:
+        recipients = within_budget(lambda: compose.parse_recipients(text))
+    except ValueError:
+        return
+    assert all(address == addresses.normalize_address(address) for address in recipients)
 
 
 @FUZZ
