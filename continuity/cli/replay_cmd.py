@@ -1,4 +1,4 @@
-"""``continuity replay [--dry-run]``, ``continuity replay status`` and ``continuity replay retry``.
+"""``continuity replay [--dry-run]``, ``continuity replay status``, ``retry`` and ``check`` (replay_check_cmd).
 
 ``continuity replay`` follows the restoration (state RESTORING) with a progress bar (rate
 and ETA) on a terminal: when ``continuity serve`` runs, its replayer does the work and
@@ -19,6 +19,7 @@ import time
 import click
 
 from continuity.cli.context import EXIT_FAILED, CliContext, pass_context, run_async
+from continuity.cli.replay_check_cmd import check_command
 from continuity.cli.replay_view import ProgressView, print_plan, print_status
 from continuity.config.settings import Settings
 from continuity.core.audit import AuditRecord
@@ -202,3 +203,6 @@ def retry_command(context: CliContext, note: str) -> None:
         return count
 
     click.echo(f"{context.run(work)} failed message copy(ies) will be tried again.")
+
+
+replay_group.add_command(check_command)

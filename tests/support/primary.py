@@ -179,7 +179,7 @@ protocol lmtp {{
             return ""
         keys = root / "keys"
         # The key dict's lookup key is shared/<azp or "default">/<alg>/<kid or "default">.
-        key_file = keys / "default" / "RS256" / self.oauth2_key_id
+        key_file = self._oauth2_key_file()
         key_file.parent.mkdir(parents=True, exist_ok=True)
         key_file.write_text(self.oauth2_key)
         (root / "oauth2.conf.ext").write_text(
@@ -195,13 +195,21 @@ username_format = %d
   args = {root / "oauth2.conf.ext"}
 }}"""
 
-    def revoke_oauth2_key(self) -> None:
-        """Stop trusting the token signing key: every token is refused from now on.
+    def _oauth2_key_file(self) -> Path:
+        return self.workdir / "dovecot" / "keys" / "default" / "RS256" / self.oauth2_key_id
 
-        Dovecot keeps the keys it has read in memory: a reload makes it read the dict again.
-        """
-        key_file = self.workdir / "dovecot" / "keys" / "default" / "RS256" / self.oauth2_key_id
-        key_file.unlink(missing_ok=True)
+    def revoke_oauth2_key(self) -> None:
+        """Stop trusting the token signing key: every token is refused from now on."""
+        self._oauth2_key_file().unlink(missing_ok=True)
+        self._reload_dovecot()
+
+    def trust_oauth2_key(self) -> None:
+        """Trust the token signing key again (after revoke_oauth2_key)."""
+        self._oauth2_key_file().write_text(self.oauth2_key)
+        self._reload_dovecot()
+
+    def _reload_dovecot(self) -> None:
+        # Dovecot keeps the keys it has read in memory: a reload makes it read the dict again.
         config = self.workdir / "dovecot" / "dovecot.conf"
         subprocess.run(["doveadm", "-c", str(config), "reload"], check=True, capture_output=True)
         wait_for_port(self.imaps_port, timeout=30)
