@@ -10,7 +10,7 @@ from continuity.directory.ad import ActiveDirectorySource
 from continuity.directory.service import DirectorySync
 from continuity.errors import DirectorySourceError
 from continuity.store.sqlite import SqliteStore
-from tests.support.samba import SambaDc
+from tests.support.samba import USER_PASSWORD, SambaDc
 
 DOMAINS = ["example.com"]
 
@@ -146,3 +146,19 @@ async def test_starttls_on_port_389_works_too(
     samba.add_user("dave", mail="dave@example.com")
     settings = ad_settings.model_copy(update={"url": "ldap://127.0.0.1:389", "security": LdapSecurity.STARTTLS})
     assert (await _sync(store, settings).run()).counts["create"] == 1
+
+
+async def test_an_account_without_replication_rights_falls_back_to_usn(
+    samba: SambaDc, ad_settings: ActiveDirectorySettings, store: SqliteStore
+) -> None:
+    service_dn = samba.add_user("svc-continuity")
+    samba.add_user("erin", mail="erin@example.com")
+    settings = ad_settings.model_copy(update={"bind_dn": service_dn, "bind_password": SecretStr(USER_PASSWORD)})
+    sync = _sync(store, settings)
+    first = await sync.run()
+    assert first.counts["create"] == 1
+    assert any("DirSync refused" in warning for warning in first.warnings), first.warnings
+    samba.add_user("frank", mail="frank@example.com")
+    second = await sync.run()
+    assert second.mode == "usn"
+    assert [(change.kind.value, change.address) for change in second.changes] == [("create", "frank@example.com")]
