@@ -113,6 +113,8 @@ class Route53Settings(BaseModel):
             raise ValueError("set either secret_access_key or credential_file, not both")
         if self.access_key_id and self.secret_access_key is None and self.credential_file is None:
             raise ValueError("access_key_id needs secret_access_key or credential_file")
+        if not self.access_key_id and (self.secret_access_key is not None or self.credential_file is not None):
+            raise ValueError("a secret access key needs its access_key_id")
         return self
 
 
