@@ -130,6 +130,8 @@ class DirectorySync:
         except DirectorySourceError as exc:
             if not dry_run:
                 await repository.record_run(SyncRun(time.time(), self._source.name, "-", "failed", str(exc), {}))
+                details = {"source": self._source.name}
+                await self._store.audit.append(AuditRecord.of(ACTOR, "directory.sync.failed", str(exc), details))
             raise
         links = await repository.links()
         mailboxes = {mailbox.address: mailbox for mailbox in await self._store.mailboxes.list()}

@@ -126,6 +126,8 @@ async def test_a_wrong_password_is_a_clear_error(
     with pytest.raises(DirectorySourceError, match="refused the bind"):
         await _sync(store, settings).run()
     assert (await store.directory_sync.runs())[0].outcome == "failed"
+    entry = (await store.audit.list())[-1]
+    assert entry.record.action == "directory.sync.failed" and "refused the bind" in entry.record.reason
 
 
 async def test_a_certificate_from_another_ca_is_refused(
