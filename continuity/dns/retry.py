@@ -43,17 +43,17 @@ def retry_after(response: httpx.Response) -> float:
 async def with_retries(attempts: int, operation: str, attempt: Callable[[], Awaitable[T]]) -> T:
     """attempt() up to attempts times while it raises RetryableError, waiting 1, 2, 4 s or its Retry-After."""
     delay = 1.0
-    last = ""
     for number in range(1, attempts + 1):
         try:
             return await attempt()
         except RetryableError as exc:
-            last = str(exc)
             if exc.wait > MAX_RETRY_AFTER:
-                break
-            wait = max(delay, exc.wait)
-        log.warning("%s, attempt %d of %d: %s", operation, number, attempts, last)
-        if number < attempts:
-            await asyncio.sleep(wait)
+                raise DnsUpdateError(
+                    f"gave up {operation}: {exc}, longer than the {MAX_RETRY_AFTER:g}s a switch waits"
+                ) from exc
+            if number == attempts:
+                raise DnsUpdateError(f"could not complete {operation} after {attempts} attempts: {exc}") from exc
+            log.warning("%s, attempt %d of %d: %s", operation, number, attempts, exc)
+            await asyncio.sleep(max(delay, exc.wait))
             delay *= 2
-    raise DnsUpdateError(f"could not complete {operation} after {attempts} attempts: {last}")
+    raise AssertionError("unreachable: the last attempt returns or raises")

@@ -192,11 +192,15 @@ class Route53Provider:
         )
         return answer["ChangeInfo"]["Id"]
 
+    async def _change_status(self, change_id: str) -> str:
+        """PENDING or INSYNC (GetChange)."""
+        answer = await self._call(f"the status of change {change_id}", lambda client: client.get_change(Id=change_id))
+        return answer["ChangeInfo"]["Status"]
+
     async def _wait_insync(self, change_id: str, domain: str) -> None:
         deadline = time.monotonic() + self._aws.insync_timeout
         while True:
-            answer = await self._call(f"the status of change {change_id}", lambda c: c.get_change(Id=change_id))
-            status = answer["ChangeInfo"]["Status"]
+            status = await self._change_status(change_id)
             if status == "INSYNC":
                 return
             if time.monotonic() >= deadline:
@@ -246,7 +250,7 @@ class Route53Provider:
         return DomainSwitch(domain, before, after, updated=True)
 
     async def test_change(self, domain: str) -> None:
-        """UPSERT and DELETE the TXT record _continuity-check.<zone> (one batch each)."""
+        """UPSERT and DELETE the TXT record _continuity-check.<zone> (one batch each), and read their status."""
         zone_id = await self._zone_id(domain)
         owner = f"_continuity-check.{zone_of(self._settings, domain).to_text()}"
         txt: Any = {
@@ -258,9 +262,11 @@ class Route53Provider:
         steps: tuple[tuple[Literal["UPSERT", "DELETE"], str], ...] = (("UPSERT", "add"), ("DELETE", "remove"))
         for action, what in steps:
             try:
-                await self._change(
+                change_id = await self._change(
                     zone_id, f"a test change ({what} TXT {owner})", [{"Action": action, "ResourceRecordSet": txt}]
                 )
+                # The switch waits for INSYNC: prove route53:GetChange too (one call, no waiting).
+                await self._change_status(change_id)
             except DnsUpdateError as exc:
                 raise DnsUpdateError(f"a test change ({what} TXT {owner}) failed: {exc}") from exc
 
