@@ -43,7 +43,7 @@ class ActiveDirectorySettings(BaseModel):
     )
     bind_dn: str = Field(default="", description="The service account, e.g. CN=svc-continuity,OU=Service,DC=corp,...")
     bind_password: SecretStr | None = Field(default=None, description="The service account's password.")
-    bind_password_file: Path | None = Field(
+    bind_credential_file: Path | None = Field(
         default=None, description="A file holding the service account's password (instead of bind_password)."
     )
     base_dn: str = Field(default="", description="Where the mailboxes are searched, e.g. DC=corp,DC=example,DC=com.")
@@ -69,8 +69,8 @@ class ActiveDirectorySettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ActiveDirectorySettings:
-        if self.bind_password is not None and self.bind_password_file is not None:
-            raise ValueError("set either bind_password or bind_password_file, not both")
+        if self.bind_password is not None and self.bind_credential_file is not None:
+            raise ValueError("set either bind_password or bind_credential_file, not both")
         if self.security is LdapSecurity.PLAIN and not self.allow_plain:
             raise ValueError("security = plain sends the password in clear; set allow_plain = true to allow it")
         return self
@@ -84,7 +84,7 @@ class EntraSettings(BaseModel):
     tenant_id: str = Field(default="", description="The directory (tenant) id.")
     client_id: str = Field(default="", description="The application (client) id of the app registration.")
     client_secret: SecretStr | None = Field(default=None, description="A client secret of the app registration.")
-    client_secret_file: Path | None = Field(default=None, description="A file holding the client secret.")
+    credential_file: Path | None = Field(default=None, description="A file holding the client secret.")
     certificate_file: Path | None = Field(
         default=None, description="PEM file with the app's private key and certificate (instead of a secret)."
     )
@@ -103,9 +103,9 @@ class EntraSettings(BaseModel):
 
     @model_validator(mode="after")
     def _one_credential(self) -> EntraSettings:
-        given = [self.client_secret, self.client_secret_file, self.certificate_file]
+        given = [self.client_secret, self.credential_file, self.certificate_file]
         if sum(item is not None for item in given) > 1:
-            raise ValueError("set one of client_secret, client_secret_file or certificate_file")
+            raise ValueError("set one of client_secret, credential_file or certificate_file")
         return self
 
 

@@ -78,11 +78,11 @@ class ActiveDirectorySource:
     def _password(self) -> str:
         if self._settings.bind_password is not None:
             return self._settings.bind_password.get_secret_value()
-        if self._settings.bind_password_file is not None:
+        if self._settings.bind_credential_file is not None:
             try:
-                return self._settings.bind_password_file.read_text(encoding="utf-8").strip()
+                return self._settings.bind_credential_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise DirectorySourceError(f"cannot read [directory.ad] bind_password_file: {exc}") from None
+                raise DirectorySourceError(f"cannot read [directory.ad] bind_credential_file: {exc}") from None
         return ""
 
     def _connect(self) -> ldap3.Connection:

@@ -71,13 +71,13 @@ class EntraSource:
         try:
             if settings.certificate_file is not None:
                 return _certificate_credential(settings.certificate_file.read_bytes())
-            if settings.client_secret_file is not None:
-                return settings.client_secret_file.read_text(encoding="utf-8").strip()
+            if settings.credential_file is not None:
+                return settings.credential_file.read_text(encoding="utf-8").strip()
         except (OSError, ValueError) as exc:
             raise DirectorySourceError(f"cannot read the [directory.entra] credential: {exc}") from None
         if settings.client_secret is not None:
             return settings.client_secret.get_secret_value()
-        raise DirectorySourceError("[directory.entra] needs client_secret, client_secret_file or certificate_file")
+        raise DirectorySourceError("[directory.entra] needs client_secret, credential_file or certificate_file")
 
     def _http_client(self) -> Any:
         """msal's HTTP session: with a ca_file, that file and not REQUESTS_CA_BUNDLE decides.

@@ -28,5 +28,5 @@ def test_a_source_needs_its_connection() -> None:
 
 
 def test_one_entra_credential_only() -> None:
-    with pytest.raises(ValidationError, match="set one of client_secret, client_secret_file or certificate_file"):
+    with pytest.raises(ValidationError, match="set one of client_secret, credential_file or certificate_file"):
         EntraSettings(client_secret="x", certificate_file="/etc/app.pem")  # type: ignore[arg-type]
