@@ -164,10 +164,13 @@ class DirectorySync:
         log.warning("%s", report.summary())
         details = _audit_details(report, False)
         await self._store.audit.append(AuditRecord.of(ACTOR, "directory.sync.refused", report.guard.sentence, details))
+        previous = await self._store.directory_sync.runs(1)
+        # The periodic sync meets the same refusal every interval: the admins hear of it once.
+        repeated = bool(previous) and previous[0].outcome == "refused" and previous[0].summary == report.summary()
         await self._store.directory_sync.record_run(
             SyncRun(time.time(), report.source, report.mode, "refused", report.summary(), report.counts)
         )
-        if self._alert is not None:
+        if self._alert is not None and not repeated:
             sample = tuple(change.address for change in report.changes if change.kind in REMOVING)[:20]
             self._alert(GuardNotice(self._appliance, report.source, report.guard.removals, report.guard.limit, sample))
 
