@@ -14,7 +14,8 @@ record set is read with its ``etag`` (``GET .../dnsZones/{zone}/MX/{name}``), co
 with the side being left, and replaced with ``PUT`` and ``If-Match: <etag>`` (or
 ``If-None-Match: *`` when there was none); Azure answers 412 Precondition Failed when
 the set changed since the read, and nothing changes. Transport errors, 5xx and 429
-(after its Retry-After) are retried; 401/403 and a 412 are not.
+(after its Retry-After) are retried, and so is a 401 to a kept token (with a new one);
+a 401 to a new token, a 403 and a 412 are not.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class AzureDnsProvider:
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """A call to Resource Manager; 404 is returned to the caller, other errors raised."""
+        cached = bool(self._token) and time.monotonic() < self._token_expires
         token = await self._access_token(client)
         where = f"Azure DNS {method} {url.removeprefix(self._azure.management_url)}"
         try:
@@ -135,7 +137,12 @@ class AzureDnsProvider:
         text = _error_text(response)
         if response.status_code == 401:
             self._token = ""  # a new token next time
-            raise DnsUpdateError(f"{where}: the token was refused (401, {text}); check dns.azure.tenant_id")
+            if cached:
+                # A kept token can be revoked or expire early: the next attempt asks for a new one.
+                raise RetryableError(f"{where}: the kept token was refused (401, {text}); asking for a new one")
+            raise DnsUpdateError(
+                f"{where}: a new token was refused (401, {text}); check dns.azure.tenant_id and authority_url"
+            )
         if response.status_code == 403:
             raise DnsUpdateError(
                 f"{where}: not allowed (403, {text}); give the service principal 'DNS Zone Contributor' on the zone"

@@ -91,6 +91,10 @@ class AzureDnsApi:
 
         self._before_put = edit
 
+    def revoke_tokens(self) -> None:
+        """Every token issued so far is refused from now on (401), as after a secret's rotation."""
+        self._tokens.clear()
+
     def throttle(self, requests: int, retry_after: int = 1) -> None:
         """The next Resource Manager requests answer 429 with Retry-After."""
         self._throttled, self._retry_after = requests, retry_after

@@ -42,6 +42,8 @@ class JsonHttpServer:
 
     def __init__(self, handle: Callable[[Request], Reply]) -> None:
         self.requests: list[Request] = []
+        # The status answered to each request, in the same order.
+        self.statuses: list[int] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,6 +64,7 @@ class JsonHttpServer:
                 )
                 server.requests.append(request)
                 reply = handle(request)
+                server.statuses.append(reply.status)
                 data = b"" if reply.body is None else json.dumps(reply.body).encode()
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")

@@ -185,3 +185,21 @@ async def test_the_verification_decides_when_the_name_servers_miss_the_change(
     assert record.state is FailoverState.FAILING_OVER and record.routing is Routing.PRIMARY
     assert "1 of 1 authoritative servers do not serve it" in record.last_error, record.last_error
     assert f"serves [{PRIMARY_MX}]" in record.last_error
+
+
+async def test_a_revoked_token_is_replaced(tmp_path: Path, azure: AzureDnsApi, store: Store) -> None:
+    services = await failover_services(make_settings(tmp_path, _dns(azure)), store)
+    controller = services.controller
+    await controller.fire(FailoverEvent.OPERATOR_FAILOVER, actor="test", reason="exchange down")
+    assert _state(services) is FailoverState.FAILED_OVER, controller.record.last_error
+    azure.revoke_tokens()
+    await controller.fire(FailoverEvent.OPERATOR_FAILBACK, actor="test", reason="exchange back")
+    assert "replay complete" in await controller.reconcile()
+    assert _state(services) is FailoverState.NORMAL, controller.record.last_error
+    answered = list(zip(azure.server.requests, azure.server.statuses, strict=True))
+    assert [request.path for request, status in answered if status == 401] == [
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Network/dnsZones/"
+        "example.com/MX/@"
+    ]
+    assert len([r for r in azure.server.requests if r.path.endswith("/token")]) == 2
+    assert azure.mx("example.com") == [PRIMARY_MX]
