@@ -85,6 +85,8 @@ class CloudflareProvider:
             raise RetryableError(f"{where}: rate limited (429, Retry-After {wait:g}s)", wait)
         if response.status_code >= 500:
             raise RetryableError(f"{where} answered {response.status_code}: {text}")
+        if response.status_code == 404 or 7003 in codes:
+            self._zones.clear()  # a zone deleted and added again has a new id: look it up again next time
         if response.status_code >= 400 or errors:
             raise DnsUpdateError(f"{where} was rejected ({response.status_code}: {text})")
         try:

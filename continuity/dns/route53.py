@@ -113,6 +113,7 @@ class Route53Provider:
                     "and its IAM policy (docs/dns-providers.md)"
                 ) from exc
             if code == "NoSuchHostedZone":
+                self._zone_ids.clear()  # recreated zones get new ids: look them up again next time
                 raise DnsUpdateError(f"{self._where} has no such hosted zone for {what} ({message})") from exc
             raise DnsUpdateError(f"{self._where}: {what} failed ({code}: {message})") from exc
         except botocore.exceptions.BotoCoreError as exc:

@@ -102,6 +102,15 @@ class CloudflareApi:
                 )
             self._publish(zone_id, zone, "MX")
 
+    def renumber_zone(self, name: str) -> None:
+        """The zone gets a new id, records kept (as when it is deleted and added again)."""
+        with self._lock:
+            zone = self.zones.pop(self.zone_id(name))
+            zone["id"] = secrets.token_hex(16)
+            for record in zone["records"].values():
+                record["zone_id"] = zone["id"]
+            self.zones[zone["id"]] = zone
+
     def throttle(self, requests: int, retry_after: int = 1) -> None:
         """The next requests answer 429 with Retry-After."""
         self._throttled, self._retry_after = requests, retry_after

@@ -189,3 +189,22 @@ async def test_the_verification_decides_when_the_name_servers_miss_the_change(
     assert record.state is FailoverState.FAILING_OVER and record.routing is Routing.PRIMARY
     assert "1 of 1 authoritative servers do not serve it" in record.last_error, record.last_error
     assert f"serves [{PRIMARY_MX}]" in record.last_error
+
+
+async def test_a_zone_added_again_is_found_under_its_new_id(
+    tmp_path: Path, cloudflare: CloudflareApi, store: Store
+) -> None:
+    services = await failover_services(make_settings(tmp_path, _dns(cloudflare)), store)
+    controller = services.controller
+    await controller.fire(FailoverEvent.OPERATOR_FAILOVER, actor="test", reason="exchange down")
+    assert _state(services) is FailoverState.FAILED_OVER, controller.record.last_error
+    cloudflare.renumber_zone("example.com")
+    await controller.fire(FailoverEvent.OPERATOR_FAILBACK, actor="test", reason="exchange back")
+    await controller.reconcile()
+    # The id the provider kept is gone (7003); the retry looks the zone up again.
+    assert _state(services) is FailoverState.FAILING_BACK
+    assert "7003: Could not route to /zones/" in controller.record.last_error, controller.record.last_error
+    await asyncio.sleep(0.3)  # past the controller's retry back-off
+    await controller.reconcile()
+    assert _state(services) is FailoverState.NORMAL, controller.record.last_error
+    assert cloudflare.mx("example.com") == [PRIMARY_MX]
