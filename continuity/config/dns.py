@@ -187,7 +187,8 @@ class DnsSettings(BaseModel):
     server: ListenAddress = Field(
         default="127.0.0.1:53",
         description="The primary authoritative server (HOST:PORT): it takes the UPDATEs (rfc2136), and the zone's "
-        "NS records and their addresses are read there for the verification (every provider).",
+        "NS records and their addresses are read there for the verification (route53, cloudflare and azure list "
+        "the NS names through their APIs; set one of those servers here).",
     )
     zones: dict[str, str] = Field(
         default_factory=dict,
