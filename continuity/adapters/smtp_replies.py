@@ -56,7 +56,24 @@ def content_refused(problem: ContentProblem, limits: ContentLimits) -> str:
         return "550 5.6.0 Message refused: NUL byte in message data"
     if problem is ContentProblem.HEADER_TOO_LARGE:
         return f"552 5.3.4 Message refused: header section exceeds {limits.max_header_size} bytes"
-    return f"554 5.6.0 Message refused: MIME nesting deeper than {limits.max_mime_depth} levels"
+    if problem is ContentProblem.MIME_TOO_DEEP:
+        return f"554 5.6.0 Message refused: MIME nesting deeper than {limits.max_mime_depth} levels"
+    return f"552 5.3.4 Message refused: {_STRUCTURE_LIMITS[problem](limits)}"
+
+
+_STRUCTURE_LIMITS = {
+    ContentProblem.TOO_MANY_PARTS: lambda limits: f"more than {limits.max_mime_parts} MIME parts",
+    ContentProblem.PART_HEADER_TOO_LARGE: (
+        lambda limits: f"a MIME part's header section exceeds {limits.max_part_header_size} bytes"
+    ),
+    ContentProblem.HEADERS_TOO_LARGE: (
+        lambda limits: f"the header sections together exceed {limits.max_total_header_size} bytes"
+    ),
+    ContentProblem.TOO_MANY_PARAMETERS: (
+        lambda limits: f"a Content header field has more than {limits.max_header_parameters} parameters"
+    ),
+    ContentProblem.PART_TOO_LARGE: lambda limits: f"a MIME part exceeds {limits.max_part_size} bytes",
+}
 
 
 def _reply_text(text: str, limit: int = 300) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from continuity.config.types import HostPort, ListenAddress, parse_host_port
+from continuity.core.content_checks import ContentLimits
 
 
 class SmtpSettings(BaseModel):
@@ -42,6 +43,23 @@ class SmtpSettings(BaseModel):
     )
     max_mime_depth: int = Field(
         default=100, ge=1, description="MIME nesting depth (Postfix mime_nesting_limit); 554 past it."
+    )
+    max_mime_parts: int = Field(
+        default=1000, ge=1, description="MIME parts in one message, all levels together; 552 past it."
+    )
+    max_part_header_size: int = Field(
+        default=102_400, ge=1024, description="Bytes of the header section of any one MIME part; 552 past it."
+    )
+    max_total_header_size: int = Field(
+        default=1_048_576, ge=1024, description="Bytes of all header sections of a message together; 552 past it."
+    )
+    max_header_parameters: int = Field(
+        default=64, ge=1, description="Parameters (`;`) in one Content-* header field; 552 past it."
+    )
+    max_part_size: int = Field(
+        default=52_428_800,
+        ge=1024,
+        description="Bytes of one MIME part's body (its decoded size is at most this); 552 past it.",
     )
     max_line_length: int = Field(
         default=8192,
@@ -96,3 +114,16 @@ class SmtpSettings(BaseModel):
     def listen_address(self) -> HostPort:
         """The parsed listen address."""
         return parse_host_port(self.listen)
+
+    @property
+    def content_limits(self) -> ContentLimits:
+        """The limits the content checks apply to every message (continuity.core.content_checks)."""
+        return ContentLimits(
+            self.max_header_size,
+            self.max_mime_depth,
+            self.max_mime_parts,
+            self.max_part_header_size,
+            self.max_total_header_size,
+            self.max_header_parameters,
+            self.max_part_size,
+        )

@@ -2,16 +2,17 @@
 
 These close SMTP smuggling on both sides (a bare CR, a bare LF or a NUL is never
 stored, so it can never be replayed into the primary) and enforce the Postfix-style
-limits on header size and MIME nesting.
+limits on header size and MIME structure (nesting, parts, header sections, parameters,
+part size) with a bounded walk (mime_structure.py), so that nothing parses a message
+that is over them. Every check here is linear in the message's size.
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 from dataclasses import dataclass
-from email.message import Message
 from enum import StrEnum
+
+from continuity.core.mime_structure import Breach, StructureLimits, find_breach
 
 
 class ContentProblem(StrEnum):
@@ -21,14 +22,46 @@ class ContentProblem(StrEnum):
     NUL_BYTE = "nul_byte"
     HEADER_TOO_LARGE = "header_too_large"
     MIME_TOO_DEEP = "mime_too_deep"
+    TOO_MANY_PARTS = "too_many_parts"
+    PART_HEADER_TOO_LARGE = "part_header_too_large"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    TOO_MANY_PARAMETERS = "too_many_parameters"
+    PART_TOO_LARGE = "part_too_large"
+
+
+_BY_BREACH = {
+    Breach.DEPTH: ContentProblem.MIME_TOO_DEEP,
+    Breach.PARTS: ContentProblem.TOO_MANY_PARTS,
+    Breach.PART_HEADER: ContentProblem.PART_HEADER_TOO_LARGE,
+    Breach.TOTAL_HEADER: ContentProblem.HEADERS_TOO_LARGE,
+    Breach.PARAMETERS: ContentProblem.TOO_MANY_PARAMETERS,
+    Breach.PART_SIZE: ContentProblem.PART_TOO_LARGE,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class ContentLimits:
-    """Limits applied to message content."""
+    """Limits applied to message content (the [smtp] settings of the same names)."""
 
     max_header_size: int
     max_mime_depth: int
+    max_mime_parts: int = 1000
+    max_part_header_size: int = 102_400
+    max_total_header_size: int = 1_048_576
+    max_header_parameters: int = 64
+    max_part_size: int = 52_428_800
+
+    @property
+    def structure(self) -> StructureLimits:
+        """The limits the MIME walk applies."""
+        return StructureLimits(
+            self.max_mime_depth,
+            self.max_mime_parts,
+            self.max_part_header_size,
+            self.max_total_header_size,
+            self.max_header_parameters,
+            self.max_part_size,
+        )
 
 
 def header_length(data: bytes) -> int:
@@ -45,21 +78,6 @@ def has_bare_line_ending(data: bytes) -> bool:
     return data.count(b"\n") != pairs or data.count(b"\r") != pairs
 
 
-def mime_depth(message: Message) -> int:
-    """Nesting depth of a parsed message: 1 for a single part, +1 per multipart or message/* level."""
-    payload = message.get_payload()
-    if isinstance(payload, list):
-        return 1 + max((mime_depth(part) for part in payload if isinstance(part, Message)), default=0)
-    return 1
-
-
-def _nesting_upper_bound(data: bytes) -> int:
-    # Every nesting level needs either a multipart boundary parameter or a message/* type,
-    # so counting both bounds the depth from above without parsing the message.
-    lowered = data.lower()
-    return 1 + lowered.count(b"boundary") + lowered.count(b"message/")
-
-
 def find_content_problem(data: bytes, limits: ContentLimits) -> ContentProblem | None:
     """The first problem that forbids storing data, or None when it may be stored."""
     if has_bare_line_ending(data):
@@ -68,8 +86,5 @@ def find_content_problem(data: bytes, limits: ContentLimits) -> ContentProblem |
         return ContentProblem.NUL_BYTE
     if header_length(data) > limits.max_header_size:
         return ContentProblem.HEADER_TOO_LARGE
-    if _nesting_upper_bound(data) > limits.max_mime_depth:
-        parsed = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
-        if mime_depth(parsed) > limits.max_mime_depth:
-            return ContentProblem.MIME_TOO_DEEP
-    return None
+    breach = find_breach(data, limits.structure)
+    return _BY_BREACH[breach] if breach is not None else None

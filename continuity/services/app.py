@@ -18,7 +18,6 @@ from continuity.adapters.web_server import WebListener
 from continuity.config.settings import Settings
 from continuity.config.types import HostPort
 from continuity.core.client_limits import ClientLimiter, ClientLimitPolicy
-from continuity.core.content_checks import ContentLimits
 from continuity.core.failover import FailoverState
 from continuity.core.models import IncomingMessage
 from continuity.directory.core.records import SourceKind
@@ -93,7 +92,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     # --- failover: state loaded before ingest, whose gateway routing follows it ---
     failover = build_failover(settings, store, drain=committer.drain)
     await failover.controller.load()
-    limits = ContentLimits(settings.smtp.max_header_size, settings.smtp.max_mime_depth)
+    limits = settings.smtp.content_limits
     # --- filters: the one pipeline for ingest, outbound (running.filters.pipeline) and replay ---
     filters = FilterService(settings, store.filter_memory, store.mailboxes) if settings.filters.enabled else None
     if filters is not None:

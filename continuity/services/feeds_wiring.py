@@ -24,7 +24,6 @@ from continuity.config.settings import Settings
 from continuity.config.types import HostPort
 from continuity.core.auth_failures import AuthFailureLimiter
 from continuity.core.client_limits import ClientLimiter, ClientLimitPolicy
-from continuity.core.content_checks import ContentLimits
 from continuity.core.models import MessageState
 from continuity.services.directory import DirectoryCache
 from continuity.services.gateway import tls_context
@@ -174,7 +173,7 @@ async def start_feeds(
     )
     relay = RelayFeed(ingest, signals, primary_compromised, worker.wake, mailbox_for)
     journal = JournalFeed(ingest, signals, mailbox_of, internal) if feeds.journal_address else None
-    limits = ContentLimits(settings.smtp.max_header_size, settings.smtp.max_mime_depth)
+    limits = settings.smtp.content_limits
     limiter = ClientLimiter(ClientLimitPolicy.build(feeds.relay_max_sessions, 0, []), time.monotonic)
     authenticator = None
     if feeds.relay_username and feeds.relay_password is not None:
