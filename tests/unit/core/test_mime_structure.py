@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import time
+from collections.abc import Callable
 from email.message import EmailMessage, Message
 
 from hypothesis import given, settings
@@ -74,7 +75,7 @@ def _trees(draw: st.DrawFn, depth: int = 0) -> EmailMessage:
     if kind == "text":
         message.set_content(draw(st.text(alphabet="ab -\n", max_size=40)) or "x")
     elif kind == "message":
-        message.set_content(draw(_trees(depth + 1)))  # type: ignore[arg-type]
+        message.set_content(draw(_trees(depth + 1)))
     else:
         message.make_mixed()
         for child in draw(st.lists(_trees(depth + 1), min_size=1, max_size=3)):
@@ -103,7 +104,7 @@ def _worst_seconds(data: bytes, limits: StructureLimits) -> float:
 
 
 def test_time_grows_linearly_on_hostile_shapes() -> None:
-    shapes = {
+    shapes: dict[str, Callable[[int], bytes]] = {
         "delimiter look-alikes": lambda n: _multipart(1) + b"\r\n--sepX" * n,
         "folded parameters": lambda n: b"Content-Type: text/plain" + b";\r\n a=b" * n + b"\r\n\r\nx",
         "parts": lambda n: _multipart(n),
