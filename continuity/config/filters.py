@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -140,6 +141,33 @@ class FilterSettings(BaseModel):
     )
     dns_timeout: float = Field(default=5.0, gt=0, description="Seconds per DNS lookup.")
     dns_cache_size: int = Field(default=20_000, ge=0, description="DNS answers kept in memory (0: no cache).")
+    processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description=(
+            "Worker processes that parse and judge messages (ingest, webmail, replay); 0: one per CPU core. "
+            "The serving process never parses a message itself."
+        ),
+    )
+    deadline: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds one message may take to be judged, parsing included; past it the worker is killed and "
+            "replaced and the message is unscannable. Keep it above the longest stage timeout."
+        ),
+    )
+    unscannable: Verdict = Field(
+        default=Verdict.QUARANTINE,
+        description=(
+            "What happens to a message that could not be judged (deadline passed, a worker died on it): "
+            "quarantine (stored and held with the finding content.unscannable, 250), tempfail (451) or reject (550)."
+        ),
+    )
+    worker_memory: int = Field(
+        default=4096, ge=0, description="Address space of one worker process, in MiB (0: no limit)."
+    )
     policy: PolicySettings = Field(default_factory=PolicySettings, description="Verdict policy.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Mail authentication stage.")
     attachments: AttachmentSettings = Field(default_factory=AttachmentSettings, description="Attachment stage.")
@@ -152,6 +180,18 @@ class FilterSettings(BaseModel):
     )
     clamd: ClamdSettings = Field(default_factory=ClamdSettings, description="clamd virus scanner (optional).")
     rspamd: RspamdSettings = Field(default_factory=RspamdSettings, description="rspamd (optional).")
+
+    @field_validator("unscannable")
+    @classmethod
+    def _unscannable_holds_or_refuses(cls, value: Verdict) -> Verdict:
+        if value not in (Verdict.QUARANTINE, Verdict.TEMPFAIL, Verdict.REJECT):
+            raise ValueError("unscannable must be quarantine, tempfail or reject")
+        return value
+
+    @property
+    def worker_count(self) -> int:
+        """The number of worker processes (processes, or one per CPU core)."""
+        return self.processes or max(1, os.cpu_count() or 1)
 
     @field_validator("resolver")
     @classmethod

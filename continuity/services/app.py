@@ -29,6 +29,7 @@ from continuity.services.failover_status import since_text
 from continuity.services.failover_wiring import FailoverServices, build_failover, start_tasks
 from continuity.services.feeds_wiring import FeedServices, build_signals, start_feeds
 from continuity.services.feeds_wiring import start_tasks as start_feed_tasks
+from continuity.services.filter_processes import ProcessPipeline
 from continuity.services.filter_setup import FilterService
 from continuity.services.ingest import IngestService
 from continuity.services.outbound_filter import PipelineOutboundFilter
@@ -65,6 +66,8 @@ class Running:
     webmail: WebmailServices | None = None
     # The security filter pipeline; None when [filters] enabled = false.
     filters: FilterService | None = None
+    # The worker processes that parse and judge every message; None when the filters are off.
+    judge: ProcessPipeline | None = None
 
 
 async def start(settings: Settings) -> Running:
@@ -94,12 +97,18 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     await failover.controller.load()
     limits = settings.smtp.content_limits
     # --- filters: the one pipeline for ingest, outbound (running.filters.pipeline) and replay ---
+    # Every message is parsed and judged in the worker processes, never in this one.
     filters = FilterService(settings, store.filter_memory, store.mailboxes) if settings.filters.enabled else None
+    judge: ProcessPipeline | None = None
     if filters is not None:
         await filters.start()
-    # --- replay: the replayer judges every message again with the same pipeline ---
+        judge = ProcessPipeline(
+            settings, filters.pipeline, settings.filters.worker_count, memory=filters.memory, idle_stop=False
+        )
+        judge.start()
+    # --- replay: the replayer judges every message again with the same workers ---
     if failover.replay is not None:
-        failover.replay.use_pipeline(filters.pipeline if filters is not None else None)
+        failover.replay.use_pipeline(judge)
     # --- feeds and signals: the signals hear about every committed message ---
     signals, signal_notifier = build_signals(settings, store, directory)
     ingest = IngestService(
@@ -110,7 +119,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         content_limits=limits,
         hostname=settings.smtp.hostname,
         route=failover.gate.initial_state,
-        pipeline=filters.pipeline if filters is not None else None,
+        pipeline=judge,
         observer=signals.observe if signals is not None else None,
     )
     limiter = ClientLimiter(
@@ -124,7 +133,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     # --- webmail: its services, mounted on the web listener; tasks started below ---
     webmail = None
     if settings.webmail.enabled:
-        outbound_filter = PipelineOutboundFilter(filters.pipeline) if filters is not None else None
+        outbound_filter = PipelineOutboundFilter(judge) if judge is not None else None
         webmail = build_webmail_services(settings, store, outbound_filter=outbound_filter, verdicts=store.verdicts)
     smtp = SmtpListener(settings.smtp, ingest, limiter, limits, tls)
     smtp_bound = await smtp.start()
@@ -136,6 +145,8 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         web_bound = await web.start()
     except (OSError, SystemExit) as exc:
         await smtp.stop(0)
+        if judge is not None:
+            await judge.close()
         raise OSError(f"cannot listen for HTTP on {settings.web.listen}: {exc}") from None
     running = Running(store, smtp, web, directory, committer, lock, HostPort(*smtp_bound), HostPort(*web_bound))
     running.tasks.append(asyncio.create_task(_sweep(limiter), name="limit-sweep"))
@@ -150,6 +161,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         "probing " + settings.primary.host if failover.probes is not None else "not probing (no primary)",
     )
     running.filters = filters
+    running.judge = judge
     # --- feeds and signals ---
     try:
         feeds = await start_feeds(
@@ -167,6 +179,8 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         await web.stop()
         for task in running.tasks:
             task.cancel()
+        if judge is not None:
+            await judge.close()
         raise
     running.feeds = feeds
     running.tasks += start_feed_tasks(feeds)
@@ -217,6 +231,8 @@ async def stop(running: Running, grace: float) -> None:
         await running.feeds.close()
     await running.directory.stop()
     await running.committer.drain()
+    if running.judge is not None:
+        await running.judge.close()
     if running.filters is not None:
         await running.filters.stop()
     await running.store.close()

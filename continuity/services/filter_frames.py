@@ -14,6 +14,9 @@ import struct
 
 _LENGTH = struct.Struct("!I")
 
+# The request id of the frame a worker sends once it can judge (its pipeline is built).
+READY = -1
+
 
 class FrameError(Exception):
     """The other end sent something that is not a frame (it is no longer trusted)."""

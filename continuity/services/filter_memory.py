@@ -21,6 +21,9 @@ log = logging.getLogger("continuity.filters")
 
 _KNOWN_DOMAINS_TTL = 60.0
 
+# What judging one message taught the memory: thread and account observations.
+Lessons = tuple[tuple[ThreadObservation, ...], tuple[AccountObservation, ...]]
+
 
 class FilterMemory:
     """Buffered writer and cached reader of the filter memory repository."""
@@ -62,6 +65,23 @@ class FilterMemory:
     def remember_accounts(self, observation: AccountObservation) -> None:
         """Buffer a correspondent's accounts."""
         self._accounts.append(observation)
+
+    @property
+    def pending(self) -> bool:
+        """True while observations wait to be written."""
+        return bool(self._threads or self._accounts)
+
+    def take_buffered(self) -> Lessons:
+        """What is buffered, removed from the buffer (a filter worker hands it to the main process)."""
+        lessons = (tuple(self._threads), tuple(self._accounts))
+        self._threads, self._accounts = [], []
+        return lessons
+
+    def remember(self, lessons: Lessons) -> None:
+        """Buffer what a filter worker learned."""
+        threads, accounts = lessons
+        self._threads.extend(threads)
+        self._accounts.extend(accounts)
 
     async def flush(self) -> None:
         """Write everything buffered (one transaction per kind)."""

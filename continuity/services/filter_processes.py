@@ -1,43 +1,57 @@
-"""The filter pipeline in worker processes, for bulk evaluation: the replay judges every queued message again.
+"""The filter pipeline in worker processes: every message is parsed and judged outside the serving process.
 
-Filtering is CPU work in Python (parsing, text scans), and the replay's own work
-(journal, SMTP or IMAP, the store) already keeps the main process busy; on one process
-the two halve each other's rate. ``ProcessPipeline`` has the pipeline's ``evaluate`` and
-runs it in ``[replay] filter_processes`` worker processes (filter_worker.py), each with
-the same pipeline built from the same settings and its own read connection to the store
-(the thread and account memory, the mailbox directory).
+Parsing mail and scanning its text is CPU work on input an attacker shapes; on the
+serving process's event loop (or in a thread, which shares its interpreter lock) one
+crafted message would stall every session, the webmail and the health checks, and an
+``asyncio.timeout`` cannot interrupt it. ``ProcessPipeline`` has the pipeline's
+``evaluate`` and ``evaluate_stored`` and runs them in ``[filters] processes`` worker
+processes (filter_worker.py), each with the same pipeline built from the same settings
+and its own read connection to the store. SMTP ingest, outbound mail from the webmail
+and the replay share one pool.
 
 Each worker is joined to the main process by a socket pair, read and written by the
-event loops on both sides: requests stream to the worker with the least outstanding, and
-each verdict comes back as soon as it is reached. (A ``ProcessPoolExecutor`` answered
-only when a whole batch was judged, through two threads of the main process: the
-replay's connections spent two fifths of their time waiting for verdicts while the
-worker was idle a third of the time.) At most ``_OUTSTANDING`` requests are sent to one
-worker ahead of its answers; the rest wait in the main process.
+event loops on both sides: requests stream to the worker with the least outstanding,
+and each verdict comes back as soon as it is reached. At most ``_OUTSTANDING`` requests
+go to one worker ahead of its answers; the rest wait here.
 
-Workers never learn (the replay evaluates with ``learn=False``); what ingest learns
-meanwhile reaches them through the store within a few seconds. The workers start on
-first use and stop after a minute without work; a worker whose main process dies (even
-by SIGKILL) ends within a second. If a worker cannot start or dies, its messages, and
-every message after them, are evaluated in the main process instead (slower, same
-result) and the error is logged once.
+Deadlines. Every request has ``[filters] deadline`` seconds from when a worker takes
+it, and may wait as long for one (a wait for a replacement worker to start does not
+count). When the deadline passes, the worker is killed (SIGKILL) and
+replaced. The message whose parse the worker was in (it says so in shared memory,
+filter_worker.py) or else the one whose deadline passed is unscannable
+(filter_unscannable.py); the others that worker held are sent again. A message that
+loses two workers, or whose parse raises, is unscannable too; nothing is judged in the
+main process. A request that finds no worker within its deadline (they cannot start)
+is unscannable as well, and the spawning is retried with a growing pause.
+
+Learning. Requests made with ``learn=True`` (ingest, outbound) come back with what the
+worker's stages learned (thread and account observations); the main process writes
+them to the filter memory, whose buffer it flushes before handing in the next message
+so a reply arriving right after its original sees it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import ctypes
 import itertools
 import logging
 import multiprocessing
 import os
 import socket
+import time
+from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import cast
 
 from continuity.config.settings import Settings
-from continuity.core.pipeline import Envelope
-from continuity.services.filter_frames import FrameError, FrameReader, Outbox
+from continuity.core.pipeline import Envelope, Verdict
+from continuity.errors import StorageError
+from continuity.services.filter_link import Answer, WorkerLink
+from continuity.services.filter_memory import FilterMemory, Lessons
+from continuity.services.filter_unscannable import unscannable_result
 from continuity.services.filter_worker import run_worker
 from continuity.services.filtering import FilterPipeline, PipelineResult
 from continuity.services.verdict_wire import PackedResult, unpack_result
@@ -45,114 +59,108 @@ from continuity.services.verdict_wire import PackedResult, unpack_result
 log = logging.getLogger("continuity.filters")
 
 # Requests one worker has at once: enough that it never waits for the next (it judges
-# _CONCURRENT of them at a time), few enough to keep the wait for an answer short.
+# several at a time), few enough to keep the wait for an answer short.
 _OUTSTANDING = 32
-_IDLE_SECONDS = 60.0  # the workers stop after this long without work
+_IDLE_SECONDS = 60.0  # with idle_stop, the workers stop after this long without work
 _JOIN_SECONDS = 5.0  # a stopping worker gets this long to exit before it is killed
-
-# The envelope, what the worker is sent of the body (the bytes, or the digest it reads them
-# by) and the answer.
-_Request = tuple[Envelope, bytes | str, "asyncio.Future[PipelineResult]"]
+_ATTEMPTS = 2  # a message whose worker was lost this many times is unscannable
+_RESPAWN_FIRST, _RESPAWN_MAX = 0.5, 30.0
+_READY_SECONDS = 120.0  # a starting worker must have built its pipeline by then
 
 
 class FilterWorkerError(Exception):
-    """A worker could not evaluate a message (it is evaluated in the main process instead)."""
+    """The worker processes were closed while a message waited for its verdict."""
 
 
-class _Link(asyncio.Protocol):
-    """The main process's end of one worker's socket."""
-
-    def __init__(self, owner: ProcessPipeline, process: BaseProcess) -> None:
-        self._owner = owner
-        self.process = process
-        self._frames = FrameReader()
-        self.outstanding: dict[int, tuple[asyncio.Future[PipelineResult], Envelope]] = {}
-        self.outbox: Outbox | None = None
-        self.transport: asyncio.Transport | None = None
-        self.closing = False  # closed by the main process (idle, close()), not lost
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self.outbox = Outbox(self.transport)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            answers = self._frames.feed(data)
-        except FrameError as exc:
-            self._owner.lost(self, exc)
-            return
-        for answer in answers:
-            request_id, ok, payload = cast(tuple[int, bool, object], answer)
-            waiting = self.outstanding.pop(request_id, None)
-            if waiting is None or waiting[0].done():
-                continue
-            future, envelope = waiting
-            if ok:
-                future.set_result(unpack_result(cast(PackedResult, payload), envelope))
-            else:
-                future.set_exception(FilterWorkerError(str(payload)))
-        self._owner.admit()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closing:
-            code = self.process.exitcode
-            reason = exc or (f"it ended with exit code {code}" if code is not None else "it closed its socket")
-            self._owner.lost(self, reason)
-
-    def close(self) -> None:
-        self.closing = True
-        if self.transport is not None:
-            self.transport.close()
+@dataclass(eq=False, slots=True)
+class _Request:
+    envelope: Envelope
+    content: bytes
+    digest: str | None  # sent instead of the body: the worker reads it from the store
+    learn: bool
+    future: asyncio.Future[PipelineResult]
+    attempts: int = 0
+    link: WorkerLink[_Request] | None = None
+    timer: asyncio.TimerHandle | None = field(default=None)
 
 
 class ProcessPipeline:
     """The filter pipeline's ``evaluate`` and ``evaluate_stored``, run in worker processes (module docstring)."""
 
-    def __init__(self, settings: Settings, local: FilterPipeline, processes: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        local: FilterPipeline,
+        processes: int,
+        *,
+        memory: FilterMemory | None = None,
+        idle_stop: bool = True,
+    ) -> None:
         self._settings = settings
-        self.local = local
+        self.local = local  # its policy decides unscannable messages; it never judges here
         self._processes = max(1, processes)
-        self._links: list[_Link] = []
-        self._starting: asyncio.Task[None] | None = None
+        self._memory = memory
+        self._idle_stop = idle_stop
+        self._deadline = settings.filters.deadline
+        self._links: list[WorkerLink[_Request]] = []
+        self._spawning: asyncio.Task[None] | None = None
+        self._pause = 0.0
         self._waiting: collections.deque[_Request] = collections.deque()
         self._ids = itertools.count()
+        self._numbers = itertools.count()
         self._idle: asyncio.TimerHandle | None = None
         self._reaping: set[asyncio.Future[None]] = set()
-        self._broken = False
+        self._closed = False
         self.in_workers = 0  # messages the workers judged
-        self.in_main = 0  # messages judged in the main process because the workers could not
+        self.unscannable = 0  # messages given the unscannable verdict
+        self.replaced = 0  # workers killed or lost and replaced
 
-    async def evaluate(self, envelope: Envelope, content: bytes, *, learn: bool = False) -> PipelineResult:
-        """Filter one message in a worker (in the main process when the workers cannot)."""
-        if learn:
-            raise ValueError("filter worker processes do not learn; use the in-process pipeline")
-        return await self._evaluate(envelope, content, content)
+    def start(self) -> None:
+        """Start the workers in the background now (serve does, so that messages rarely wait for them)."""
+        self._spawn_missing()
+
+    async def started(self) -> None:
+        """Wait until the workers are started (or a start failed)."""
+        self._spawn_missing()
+        if self._spawning is not None:
+            await asyncio.shield(self._spawning)
+
+    async def evaluate(self, envelope: Envelope, content: bytes, *, learn: bool = True) -> PipelineResult:
+        """Judge one message in a worker; learn hands what it taught back to the filter memory."""
+        if learn and self._memory is None:
+            raise ValueError("this worker pool has no filter memory to learn into; pass learn=False")
+        return await self._evaluate(envelope, content, None, learn)
 
     async def evaluate_stored(self, envelope: Envelope, sha256: str, content: bytes) -> PipelineResult:
-        """Filter a stored message (content, stored under sha256): the worker reads the body itself.
+        """Judge a stored message (content, stored under sha256): the worker reads the body itself.
 
         The body does not cross to the worker: on the delivering process, which is the
         replay's bound, copying each body into the worker's socket cost a twentieth of its CPU.
         """
-        return await self._evaluate(envelope, sha256, content)
+        return await self._evaluate(envelope, content, sha256, False)
 
-    async def _evaluate(self, envelope: Envelope, sent: bytes | str, content: bytes) -> PipelineResult:
-        if not self._broken:
-            future: asyncio.Future[PipelineResult] = asyncio.get_running_loop().create_future()
-            self._waiting.append((envelope, sent, future))
-            self._busy()
+    async def _evaluate(self, envelope: Envelope, content: bytes, digest: str | None, learn: bool) -> PipelineResult:
+        if self._closed:
+            raise FilterWorkerError("the filter worker processes are closed")
+        if self._memory is not None and self._memory.pending:
             try:
-                if not self._links:
-                    await self._start()
-                self.admit()
-                result = await future
-            except FilterWorkerError:
-                pass
-            else:
-                self.in_workers += 1
-                return result
-        self.in_main += 1
-        return await self.local.evaluate(envelope, content, learn=False)
+                await self._memory.flush()
+            except StorageError as exc:  # the periodic flush retries; judging goes on
+                log.warning("could not write the filter memory before judging: %s", exc)
+        loop = asyncio.get_running_loop()
+        request = _Request(envelope, content, digest, learn, loop.create_future())
+        self._arm(request)
+        self._waiting.append(request)
+        self._busy()
+        self._spawn_missing()
+        self.admit()
+        try:
+            return await request.future
+        finally:
+            if request.timer is not None:
+                request.timer.cancel()
+
+    # -- handing requests to workers ------------------------------------------------------------
 
     def admit(self) -> None:
         """Send waiting requests to the workers with room for them."""
@@ -160,98 +168,210 @@ class ProcessPipeline:
             link = min(self._links, key=lambda candidate: len(candidate.outstanding))
             if len(link.outstanding) >= _OUTSTANDING:
                 break
-            envelope, sent, future = self._waiting.popleft()
-            if future.done():
+            request = self._waiting.popleft()
+            if request.future.done():
                 continue
-            assert link.outbox is not None
             request_id = next(self._ids)
-            link.outstanding[request_id] = (future, envelope)
-            link.outbox.send((request_id, envelope, sent))
-        if not self._waiting and not any(link.outstanding for link in self._links):
+            self._arm(request)  # the deadline counts from when a worker takes it
+            request.link = link
+            link.outstanding[request_id] = request
+            body: bytes | str = request.digest if request.digest is not None else request.content
+            link.send((request_id, request.envelope, body, request.learn))
+        if self._idle_stop and not self._waiting and not any(link.outstanding for link in self._links):
             self._busy()
-            self._idle = asyncio.get_running_loop().call_later(_IDLE_SECONDS, self._stop_workers)
+            self._idle = asyncio.get_running_loop().call_later(_IDLE_SECONDS, self._stop_idle)
+
+    def answered(self, link: WorkerLink[_Request], request_id: int, answer: Answer) -> None:
+        """A worker's answer to one request (WorkerLink calls this)."""
+        request = link.outstanding.pop(request_id, None)
+        if request is None or request.future.done():
+            return
+        request.link = None
+        ok, payload, lessons = answer
+        if ok:
+            self.in_workers += 1
+            if lessons is not None and self._memory is not None:
+                self._memory.remember(lessons)
+            request.future.set_result(unpack_result(_packed(payload), request.envelope))
+        elif request.digest is not None:
+            # The worker could not read the stored body: send the bytes this process has.
+            request.digest = None
+            self._retry(request, f"the worker could not read the stored body: {payload}")
+        else:
+            self._give_unscannable(request, f"judging failed: {payload}")
+        self.admit()
+
+    # -- deadlines, lost workers, unscannable messages --------------------------------------------
+
+    def _arm(self, request: _Request) -> None:
+        if request.timer is not None:
+            request.timer.cancel()
+        loop = asyncio.get_running_loop()
+        request.timer = loop.call_later(self._deadline, self._overrun, request)
+
+    def _overrun(self, request: _Request) -> None:
+        if request.future.done():
+            return
+        link = request.link
+        if link is None and self._spawning is not None and not self._pause:
+            # Waiting for a worker that is starting (one was replaced): the wait for its
+            # start does not count; a start that fails sets a pause and ends this grace.
+            self._arm(request)
+            return
+        if link is None:
+            with contextlib.suppress(ValueError):
+                self._waiting.remove(request)
+            self._give_unscannable(request, f"no filter worker could take it within {self._deadline:g} s")
+            return
+        culprit = link.outstanding.get(link.parsing(), request)
+        log.error(
+            "filter worker %s overran the %g s deadline on message-from=<%s>; killing and replacing it",
+            link.name,
+            self._deadline,
+            culprit.envelope.sender,
+        )
+        self._lose(link, f"judging it took longer than {self._deadline:g} s", culprit)
+
+    def lost(self, link: WorkerLink[_Request], reason: object) -> None:
+        """A worker ended or broke its socket (WorkerLink calls this): what it held is sent again."""
+        log.error("filter worker %s failed (%s); replacing it", link.name, reason)
+        self._lose(link, f"its filter worker failed: {reason}", None)
+
+    def _lose(self, link: WorkerLink[_Request], reason: str, culprit: _Request | None) -> None:
+        if link not in self._links:
+            return
+        self._links.remove(link)
+        link.kill()
+        self._reap_later([link.process])
+        self.replaced += 1
+        held, link.outstanding = list(link.outstanding.values()), {}
+        for request in held:
+            request.link = None
+            if request is culprit:
+                self._give_unscannable(request, reason)
+            else:
+                self._retry(request, reason)
+        self._spawn_missing()
+        self.admit()
+
+    def _retry(self, request: _Request, reason: str) -> None:
+        request.attempts += 1
+        if request.attempts >= _ATTEMPTS:
+            self._give_unscannable(request, f"{reason} (attempt {request.attempts})")
+            return
+        self._arm(request)
+        self._waiting.appendleft(request)
+
+    def _give_unscannable(self, request: _Request, reason: str) -> None:
+        if request.future.done():
+            return
+        self.unscannable += 1
+        verdict: Verdict = self._settings.filters.unscannable
+        log.warning("message from=<%s> is unscannable (%s): %s", request.envelope.sender, reason, verdict.value)
+        request.future.set_result(unscannable_result(request.envelope, self.local.policy, verdict, reason))
+
+    # -- the workers' lives -----------------------------------------------------------------------
+
+    def _spawn_missing(self) -> None:
+        if self._closed or self._spawning is not None or len(self._links) >= self._processes:
+            return
+        self._spawning = asyncio.ensure_future(self._spawn())
+
+    async def _spawn(self) -> None:
+        try:
+            if self._pause:
+                await asyncio.sleep(self._pause)
+            missing = self._processes - len(self._links)
+            if missing > 0:
+                log.info("filter pipeline: starting %d worker process(es)", missing)
+            for _ in range(missing):
+                if self._closed:
+                    return
+                self._links.append(await self._start_one())
+                self.admit()
+            self._pause = 0.0
+        except Exception as exc:  # OS limits, settings that cannot be pickled: retried with a pause
+            self._pause = min(_RESPAWN_MAX, max(_RESPAWN_FIRST, self._pause * 2))
+            log.error("cannot start a filter worker (%r); trying again in %.1f s", exc, self._pause)
+        finally:
+            self._spawning = None
+        if not self._closed and len(self._links) < self._processes and (self._waiting or not self._idle_stop):
+            self._spawn_missing()
+
+    async def _start_one(self) -> WorkerLink[_Request]:
+        loop = asyncio.get_running_loop()
+        context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+        parsing = context.RawValue(ctypes.c_longlong, -1)
+        number = next(self._numbers)
+        ours, theirs = socket.socketpair()
+        with ours, theirs:  # ours is duplicated into the transport; theirs only the worker keeps
+            process = context.Process(
+                target=run_worker,
+                args=(self._settings, theirs, os.getpid(), parsing),
+                name=f"continuity-filter-{number}",
+                daemon=True,
+            )
+            process.start()
+            try:
+                _, link = await loop.create_connection(
+                    lambda: WorkerLink[_Request](self, process, parsing), sock=ours.dup()
+                )
+            except BaseException:
+                process.kill()
+                self._reap_later([process])
+                raise
+        # Only now, with theirs closed here, does a worker that dies show as a closed socket.
+        try:
+            async with asyncio.timeout(_READY_SECONDS):
+                await link.ready
+        except BaseException:
+            link.kill()
+            self._reap_later([process])
+            raise
+        return link
 
     def _busy(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
 
-    async def _start(self) -> None:
-        if self._starting is None:
-            self._starting = asyncio.ensure_future(self._spawn())
-        try:
-            await asyncio.shield(self._starting)
-        finally:
-            if self._starting is not None and self._starting.done():
-                self._starting = None
+    def _stop_idle(self) -> None:
+        links, self._links = self._links, []
+        for link in links:
+            link.close()
+        self._reap_later([link.process for link in links])
 
-    async def _spawn(self) -> None:
-        log.info("filter pipeline: starting %d worker process(es) for the replay", self._processes)
-        loop = asyncio.get_running_loop()
-        context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
-        links: list[_Link] = []
-        started: list[BaseProcess] = []
-        try:
-            for number in range(self._processes):
-                ours, theirs = socket.socketpair()
-                with ours, theirs:  # ours is duplicated into the transport; theirs only the worker keeps
-                    process = context.Process(
-                        target=run_worker,
-                        args=(self._settings, theirs, os.getpid()),
-                        name=f"continuity-filter-{number}",
-                        daemon=True,
-                    )
-                    process.start()
-                    started.append(process)
-                    _, link = await loop.create_connection(lambda: _Link(self, process), sock=ours.dup())  # noqa: B023
-                links.append(link)
-        except Exception as exc:  # OS limits, settings that cannot be pickled: the main process judges
-            for link in links:
-                link.close()
-            if started:
-                await asyncio.to_thread(_reap, started)
-            self._give_up(FilterWorkerError(f"cannot start a worker: {exc!r}"))
-            return
-        self._links = links
-
-    def lost(self, link: _Link, reason: object) -> None:
-        """A worker ended or broke its socket: from now on the main process judges."""
-        self._give_up(FilterWorkerError(f"worker {link.process.name} failed: {reason}"))
-
-    def _give_up(self, error: FilterWorkerError) -> None:
-        if not self._broken:
-            log.error("filter worker processes failed (%s); the replay filters in the main process from now on", error)
-        self._broken = True
-        self._stop_workers()
-        waiting, self._waiting = self._waiting, collections.deque()
-        for _, _, future in waiting:
-            if not future.done():
-                future.set_exception(error)
-
-    def _stop_workers(self) -> None:
-        processes = self._detach("the worker was stopped")
+    def _reap_later(self, processes: list[BaseProcess]) -> None:
         if processes:
             reaping = asyncio.ensure_future(asyncio.to_thread(_reap, processes))
             self._reaping.add(reaping)
             reaping.add_done_callback(self._reaping.discard)
 
-    def _detach(self, why: str) -> list[BaseProcess]:
-        """Close every worker's socket (so it exits); what it still owed is judged in the main process."""
-        self._busy()
-        links, self._links = self._links, []
-        for link in links:
-            link.close()
-            for future, _ in link.outstanding.values():
-                if not future.done():
-                    future.set_exception(FilterWorkerError(why))
-            link.outstanding.clear()
-        return [link.process for link in links]
-
     async def close(self) -> None:
-        """Stop the workers and wait for them to exit."""
-        processes = self._detach("the filter workers were closed")
-        await asyncio.to_thread(_reap, processes)
+        """Stop the workers and wait for them to exit; messages still waiting get FilterWorkerError."""
+        self._closed = True
+        self._busy()
+        if self._spawning is not None:
+            self._spawning.cancel()
+            await asyncio.gather(self._spawning, return_exceptions=True)
+        links, self._links = self._links, []
+        error = FilterWorkerError("the filter worker processes were closed")
+        pending = [request for link in links for request in link.outstanding.values()] + list(self._waiting)
+        self._waiting.clear()
+        for link in links:
+            link.outstanding = {}
+            link.close()
+        for request in pending:
+            if not request.future.done():
+                request.future.set_exception(error)
+        started = time.monotonic()
+        await asyncio.to_thread(_reap, [link.process for link in links])
         await asyncio.gather(*self._reaping)
+        log.debug("filter workers stopped in %.1f s", time.monotonic() - started)
+
+
+def _packed(payload: object) -> PackedResult:
+    return cast(PackedResult, payload)  # the worker sends pack_result(...)
 
 
 def _reap(processes: list[BaseProcess]) -> None:
@@ -262,3 +382,6 @@ def _reap(processes: list[BaseProcess]) -> None:
             log.warning("filter worker %s did not exit in %.0f s; killing it", process.name, _JOIN_SECONDS)
             process.kill()
             process.join()
+
+
+__all__ = ["FilterWorkerError", "Lessons", "ProcessPipeline"]

@@ -1,21 +1,28 @@
-"""A filter worker process: judges the messages the replay sends it and streams back each verdict.
+"""A filter worker process: parses and judges the messages it is sent and streams back each verdict.
 
 Started by ``ProcessPipeline`` (filter_processes.py) with one end of a socket pair. The
 worker builds the filter pipeline from the same settings as the main process, on a
-store connection of its own, then reads requests ``(id, envelope, body)`` (the body's
-bytes, or its digest: the worker reads it from the store) and answers
-``(id, True, verdict)`` (the PipelineResult as tuples, verdict_wire.py) or
-``(id, False, error text)`` as soon as each message is judged, at most ``_CONCURRENT``
-at a time in the order they came, so the first requests are answered first. It ends
-when the socket closes (the main process closed it or died) and, should it be stuck in
-a long evaluation then, within a second of its parent's death.
+store connection of its own, then reads requests ``(id, envelope, body, learn)`` (the
+body's bytes, or its digest: the worker reads it from the store) and answers
+``(id, True, verdict, lessons)`` (the PipelineResult as tuples, verdict_wire.py, and
+with learn what the stages learned) or ``(id, False, error text, None)`` as soon as
+each message is judged, at most ``_CONCURRENT`` at a time in the order they came.
+
+While it parses a message it writes that request's id into shared memory, so the main
+process, which kills a worker that overruns the deadline, knows which message did it.
+Its address space is limited (``[filters] worker_memory``), so a message that inflates
+ends this worker, not the machine. It ends when the socket closes (the main process
+closed it or died) and, should it be stuck in a long evaluation then, within a second
+of its parent's death.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
+import resource
 import socket
 import threading
 import time
@@ -25,7 +32,7 @@ from continuity.config.settings import Settings
 from continuity.core.message_view import parse_message
 from continuity.core.pipeline import Envelope
 from continuity.event_loops import new_event_loop
-from continuity.services.filter_frames import FrameError, FrameReader, Outbox
+from continuity.services.filter_frames import READY, FrameError, FrameReader, Outbox
 from continuity.services.filter_setup import FilterService
 from continuity.services.filtering import PipelineResult
 from continuity.services.verdict_wire import pack_result
@@ -44,9 +51,10 @@ _PARENT_CHECK_SECONDS = 1.0
 class _Judge(asyncio.Protocol):
     """The worker's end of the socket: requests in, verdicts out."""
 
-    def __init__(self, filters: FilterService, blobs: BlobStore) -> None:
+    def __init__(self, filters: FilterService, blobs: BlobStore, parsing: ctypes.c_longlong) -> None:
         self._filters = filters
         self._blobs = blobs
+        self._parsing = parsing
         self._frames = FrameReader()
         self._slots = asyncio.Semaphore(_CONCURRENT)
         self._refreshed = time.monotonic()
@@ -57,6 +65,7 @@ class _Judge(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._outbox = Outbox(cast(asyncio.Transport, transport))  # uvloop's is not a subclass
+        self._outbox.send((READY, True, "ready", None))  # the pipeline is built: send work
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -66,8 +75,8 @@ class _Judge(asyncio.Protocol):
             self._finish()
             return
         for request in requests:
-            request_id, envelope, content = cast(tuple[int, Envelope, bytes | str], request)
-            task = asyncio.ensure_future(self._answer(request_id, envelope, content))
+            request_id, envelope, content, learn = cast(tuple[int, Envelope, bytes | str, bool], request)
+            task = asyncio.ensure_future(self._answer(request_id, envelope, content, learn))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -80,7 +89,7 @@ class _Judge(asyncio.Protocol):
         if not self.closed.done():
             self.closed.set_result(None)
 
-    async def _answer(self, request_id: int, envelope: Envelope, content: bytes | str) -> None:
+    async def _answer(self, request_id: int, envelope: Envelope, content: bytes | str, learn: bool) -> None:
         assert self._outbox is not None
         async with self._slots:
             try:
@@ -88,21 +97,26 @@ class _Judge(asyncio.Protocol):
                 if isinstance(content, str):
                     # Read here, on the loop: a thread hand-over costs more than this read from the page cache.
                     content = self._blobs.read_sync(content)
-                result = await self._judge(envelope, content)
+                result = await self._judge(request_id, envelope, content, learn)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the main process judges this one itself
-                self._outbox.send((request_id, False, repr(exc)))
+            except Exception as exc:  # the main process decides what happens to this one
+                self._outbox.send((request_id, False, repr(exc)[:500], None))
                 return
-        self._outbox.send((request_id, True, pack_result(result)))
+            # Taken right after the pipeline returned (no await in between), so it is this message's.
+            lessons = self._filters.memory.take_buffered() if learn else None
+        self._outbox.send((request_id, True, pack_result(result), lessons))
 
-    async def _judge(self, envelope: Envelope, content: bytes) -> PipelineResult:
-        # Parsed here, not in a thread as the main process does: this loop has nothing else
-        # to keep responsive, and a hand-over to a thread and back costs a quarter of the
-        # evaluation.
+    async def _judge(self, request_id: int, envelope: Envelope, content: bytes, learn: bool) -> PipelineResult:
+        # Parsed here, not in a thread: this loop has nothing else to keep responsive, and
+        # a hand-over to a thread and back costs a quarter of the evaluation.
         started = time.perf_counter()
-        message = parse_message(content)
-        return await self._filters.pipeline.evaluate_parsed(envelope, message, learn=False, started=started)
+        self._parsing.value = request_id
+        try:
+            message = parse_message(content)
+        finally:
+            self._parsing.value = -1
+        return await self._filters.pipeline.evaluate_parsed(envelope, message, learn=learn, started=started)
 
     async def _refresh(self) -> None:
         """What ingest learned and the directory's changes reach the worker within _REFRESH_SECONDS."""
@@ -120,26 +134,29 @@ class _Judge(asyncio.Protocol):
             self._refreshing = None
 
 
-def run_worker(settings: Settings, connection: socket.socket, parent: int) -> None:
+def run_worker(settings: Settings, connection: socket.socket, parent: int, parsing: ctypes.c_longlong) -> None:
     """The worker process's main function (the target of its multiprocessing.Process)."""
+    if settings.filters.worker_memory:
+        limit = settings.filters.worker_memory * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
     logging.basicConfig(level=logging.WARNING, format="filter worker: %(levelname)s %(name)s: %(message)s")
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(_serve(settings, connection))
+        loop.run_until_complete(_serve(settings, connection, parsing))
     finally:
         loop.close()
 
 
-async def _serve(settings: Settings, connection: socket.socket) -> None:
+async def _serve(settings: Settings, connection: socket.socket, parsing: ctypes.c_longlong) -> None:
     store = await open_sqlite_store(settings.database_path, settings.blob_path)
     try:
         filters = FilterService(settings, store.filter_memory, store.mailboxes)
         await filters.start(background=False)
         try:
             loop = asyncio.get_running_loop()
-            _, judge = await loop.create_connection(lambda: _Judge(filters, store.blob_store), sock=connection)
+            _, judge = await loop.create_connection(lambda: _Judge(filters, store.blob_store, parsing), sock=connection)
             await judge.closed
         finally:
             await filters.stop()

@@ -61,6 +61,14 @@ class Learner(Protocol):
         ...
 
 
+class Judge(Protocol):
+    """What judges a message as it arrives (ingest, outbound): the worker processes, or the pipeline itself."""
+
+    async def evaluate(self, envelope: Envelope, content: bytes, *, learn: bool = True) -> PipelineResult:
+        """Filter content; with learn, the stages that keep a memory learn from it when it passes."""
+        ...
+
+
 class Evaluator(Protocol):
     """What judges a stored message at replay: the pipeline itself, or the pipeline in worker processes."""
 

@@ -35,7 +35,7 @@ from continuity.core.queue_ids import new_queue_id
 from continuity.core.recipients import RecipientDecision, decide_recipient
 from continuity.errors import StorageError
 from continuity.services.directory import DirectoryCache
-from continuity.services.filtering import FilterPipeline, PipelineResult
+from continuity.services.filtering import Judge, PipelineResult
 from continuity.store.group_commit import GroupCommitter
 from continuity.store.protocol import MessageRepository
 
@@ -127,7 +127,7 @@ class IngestService:
         hostname: str,
         recipient_delimiter: str = "",
         route: Callable[[], MessageState] | None = None,
-        pipeline: FilterPipeline | None = None,
+        pipeline: Judge | None = None,
         observer: Callable[[IncomingMessage, PipelineResult | None], None] | None = None,
     ) -> None:
         self._domains = domains

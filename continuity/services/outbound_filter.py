@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 
 from continuity.core.pipeline import Direction, Envelope, Verdict
-from continuity.services.filtering import FilterPipeline
+from continuity.services.filtering import Judge
 from continuity.services.outbound import OutboundRefused
 
 log = logging.getLogger("continuity.outbound")
@@ -19,9 +19,9 @@ _REFUSED = frozenset({Verdict.REJECT, Verdict.QUARANTINE})
 
 
 class PipelineOutboundFilter:
-    """OutboundFilter on the appliance's one FilterPipeline."""
+    """OutboundFilter on the appliance's filter workers (or a FilterPipeline in tests and the CLI)."""
 
-    def __init__(self, pipeline: FilterPipeline) -> None:
+    def __init__(self, pipeline: Judge) -> None:
         self._pipeline = pipeline
 
     async def check(

@@ -125,14 +125,14 @@ class ReplayService:
 
     # -- wiring -----------------------------------------------------------------------------
 
-    def use_pipeline(self, pipeline: FilterPipeline | None) -> None:
-        """The filter pipeline that judges every message again (services/app.py builds it after failover)."""
+    def use_pipeline(self, pipeline: FilterPipeline | ProcessPipeline | None) -> None:
+        """What judges every message again: serve's filter workers, or a pipeline (services/app.py, replay_local.py)."""
         self.gate.pipeline = self._evaluator(pipeline)
 
-    def _evaluator(self, pipeline: FilterPipeline | None) -> Evaluator | None:
-        """pipeline, run in worker processes when [replay] filter_processes asks for them."""
+    def _evaluator(self, pipeline: FilterPipeline | ProcessPipeline | None) -> Evaluator | None:
+        """The workers as given, or pipeline run in worker processes when [replay] filter_processes asks for them."""
         processes = self.settings.replay.filter_processes
-        if pipeline is None or processes == 0:
+        if pipeline is None or isinstance(pipeline, ProcessPipeline) or processes == 0:
             return pipeline
         if self._workers is None or self._workers.local is not pipeline:
             self._workers = ProcessPipeline(self.settings, pipeline, processes)

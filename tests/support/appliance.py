@@ -39,7 +39,7 @@ def settings_data(data_dir: Path, **overrides: Any) -> dict[str, Any]:
         "web": {"listen": "127.0.0.1:0"},
         # No DNS outside loopback in tests: the authentication stage is enabled (with a
         # private BIND) only by the tests that need it.
-        "filters": {"auth": {"enabled": False}},
+        "filters": {"auth": {"enabled": False}, "processes": 1},
     }
     return _merge(base, overrides)
 
