@@ -35,6 +35,8 @@ from continuity.core.mailbox_rows import build_mailbox
 from continuity.core.mime_view import view
 from continuity.core.search_query import fts_query
 from continuity.passwords import hash_password
+from continuity.services.content_reader import WorkerContentReader
+from continuity.services.filter_processes import ProcessPipeline
 from continuity.store.sqlite import SqliteStore, open_sqlite_store
 from webmail.app import create_app
 from webmail.context import WebContext
@@ -89,7 +91,6 @@ def _fill(store: SqliteStore, count: int) -> None:
             [(MAILBOX, q, at) for q, at, _digest, _size in rows],
         )
 
-    store.blob_store.sync_directory_sync()
     store.database.transact_sync(work)
 
 
@@ -121,6 +122,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
 async def _run(work: Path, args: argparse.Namespace) -> dict[str, object]:
     settings = Settings(data_dir=work, domains=["example.com"], webmail=WebmailSettings(cookie_secure=False))
     store = await open_sqlite_store(settings.database_path, settings.blob_path)
+    workers = ProcessPipeline(settings, settings.filters.worker_count, idle_stop=False)  # as serve runs them
+    workers.start()
     try:
         if await store.mailboxes.get(MAILBOX) is None:
             await store.mailboxes.upsert(build_mailbox(MAILBOX, "Bench", domains=["example.com"]))
@@ -128,13 +131,14 @@ async def _run(work: Path, args: argparse.Namespace) -> dict[str, object]:
             started = time.perf_counter()
             await asyncio.to_thread(_fill, store, args.messages)
             print(f"stored {args.messages} messages in {time.perf_counter() - started:.1f}s")
-        services = build_webmail_services(settings, store, verdicts=store.verdicts)
+        services = build_webmail_services(settings, store, WorkerContentReader(workers), verdicts=store.verdicts)
         started = time.perf_counter()
         await services.indexer.catch_up(budget=1 << 62)
         print(f"indexed them (summaries and FTS5) in {time.perf_counter() - started:.1f}s")
         app = create_app(WebContext(settings=settings, store=store, webmail=services))
         return await _measure(app, store, services.settings.webmail.page_size, args)
     finally:
+        await workers.close()
         await store.close()
 
 

@@ -81,3 +81,5 @@ class PrimaryAuthError(PrimaryReplyError):
 
     def __str__(self) -> str:
         return self.detail
+class UnreadableContentError(ContinuityError):
+    """A stored message could not be parsed within its deadline (or its parse failed); show its source instead."""

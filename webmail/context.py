@@ -9,6 +9,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
 
 from continuity.config.settings import Settings
+from continuity.services.content_reader import ContentReader, LocalContentReader
 from continuity.services.failover_wiring import FailoverServices
 from continuity.services.signals import SignalService
 from continuity.store.protocol import Store
@@ -18,6 +19,7 @@ from webmail.mail.services import WebmailServices
 # not isinstance-check it).
 StoreDep: TypeAlias = NamedDependency[SkipValidation[Store]]
 SettingsDep: TypeAlias = NamedDependency[SkipValidation[Settings]]
+ReaderDep: TypeAlias = NamedDependency[SkipValidation[ContentReader]]
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,14 @@ class WebContext:
     webmail: WebmailServices | None = None
     # The compromise signals of the running appliance; None when off or in tools.
     signals: SignalService | None = None
+    # Parses stored messages for display: the worker processes under serve; None in tools
+    # (which then parse in a thread of their own process).
+    reader: ContentReader | None = None
 
     def dependencies(self) -> dict[str, Provide]:
         """Litestar dependencies: handlers ask for ``store`` or ``settings`` by parameter name."""
         store, settings = self.store, self.settings
+        reader = self.reader if self.reader is not None else LocalContentReader(store.blobs)
 
         def provide_store() -> Store:
             return store
@@ -43,7 +49,11 @@ class WebContext:
         def provide_settings() -> Settings:
             return settings
 
+        def provide_reader() -> ContentReader:
+            return reader
+
         return {
             "store": Provide(provide_store, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
+            "reader": Provide(provide_reader, sync_to_thread=False),
         }

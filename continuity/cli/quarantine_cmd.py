@@ -13,6 +13,7 @@ from continuity.cli.context import CliContext, console, pass_context
 from continuity.core.filter_records import StoredVerdict
 from continuity.core.models import QueueEntry
 from continuity.services import quarantine
+from continuity.services.content_reader import LocalContentReader
 from continuity.store.protocol import Store
 
 
@@ -98,7 +99,7 @@ def list_command(context: CliContext, limit: int, mailbox: str | None, as_json: 
 @pass_context
 def show_command(context: CliContext, queue_id: str, as_json: bool) -> None:
     """Preview a held message safely: headers, findings, plain text, link domains, attachments (never opened)."""
-    shown = context.run(lambda store: quarantine.preview(store, queue_id))
+    shown = context.run(lambda store: quarantine.preview(store, queue_id, LocalContentReader(store.blobs)))
     attachments = [
         {"filename": a.filename, "declared_type": a.declared_type, "detected_type": a.detected_type, "size": a.size}
         for a in shown.attachments

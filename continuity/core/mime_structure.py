@@ -8,6 +8,13 @@ at most ``max_part_header_size`` bytes, all together at most ``max_total_header_
 and stops at the first limit it meets. Written here because no library offers a MIME
 walk that stops at limits before doing the work; it reads only what the limits bound.
 
+Two more bounds keep the walk itself cheap on a crafted message: the bytes searched for
+delimiters, all nesting levels together, may be at most ``_SCAN_FACTOR`` times the
+message (each level searches its own region again, so a deep chain of large regions
+would cost depth times size), and lines that start like a delimiter but are not one are
+counted; past either bound the message is refused as too deeply nested or as having
+too many parts.
+
 What it measures, per part: the bytes of its header section, the parameters (``;``) of
 each ``Content-*`` field, the bytes of its body (its decoded size is at most this); and
 over the message: the number of parts and the nesting depth (each multipart and each
@@ -20,6 +27,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 _CRLF = b"\r\n"
+_SCAN_FACTOR = 8
+_SCAN_SLACK = 1 << 20
+_LOOK_ALIKES = 1000
 _BLANK_LINE = b"\r\n\r\n"
 
 
@@ -46,6 +56,12 @@ class StructureLimits:
     max_part_size: int = 52_428_800
 
 
+@dataclass(slots=True)
+class _Budget:
+    scan: int  # bytes the delimiter searches may still cover
+    look_alikes: int  # lines like a delimiter that are not one, still allowed
+
+
 @dataclass(frozen=True, slots=True)
 class _Part:
     start: int  # first byte of the part's header section
@@ -58,6 +74,7 @@ def find_breach(data: bytes, limits: StructureLimits) -> Breach | None:
     pending = [_Part(0, len(data), 1)]
     parts = 0
     header_total = 0
+    budget = _Budget(_SCAN_FACTOR * len(data) + _SCAN_SLACK, _LOOK_ALIKES)
     while pending:
         part = pending.pop()
         parts += 1
@@ -77,7 +94,11 @@ def find_breach(data: bytes, limits: StructureLimits) -> Breach | None:
             return Breach.PARAMETERS
         if part.end - body_start > limits.max_part_size:
             return Breach.PART_SIZE
-        children = _children(data, content_type, body_start, part)
+        children = _children(data, content_type, body_start, part, budget)
+        if budget.scan < 0:
+            return Breach.DEPTH
+        if budget.look_alikes < 0:
+            return Breach.PARTS
         # Depth first, in document order, so that a deep chain is met before a wide one ends.
         pending.extend(reversed(children))
     return None
@@ -111,7 +132,7 @@ def _unfold(header: bytes) -> bytes:
     return header.replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
 
 
-def _children(data: bytes, content_type: bytes, body_start: int, part: _Part) -> list[_Part]:
+def _children(data: bytes, content_type: bytes, body_start: int, part: _Part, budget: _Budget) -> list[_Part]:
     """The parts nested directly in this one: a multipart's parts, or a message/* part's message."""
     lowered = content_type.lower()
     if lowered.startswith(b"message/"):
@@ -121,7 +142,10 @@ def _children(data: bytes, content_type: bytes, body_start: int, part: _Part) ->
     boundary = _boundary(content_type, lowered)
     if not boundary:
         return []
-    return _split(data, b"\r\n--" + boundary, body_start, part)
+    budget.scan -= part.end - body_start
+    if budget.scan < 0:
+        return []
+    return _split(data, b"\r\n--" + boundary, body_start, part, budget)
 
 
 def _boundary(content_type: bytes, lowered: bytes) -> bytes:
@@ -135,14 +159,14 @@ def _boundary(content_type: bytes, lowered: bytes) -> bytes:
     return value.split(b";", 1)[0].strip()
 
 
-def _split(data: bytes, delimiter: bytes, body_start: int, part: _Part) -> list[_Part]:
+def _split(data: bytes, delimiter: bytes, body_start: int, part: _Part, budget: _Budget) -> list[_Part]:
     """The parts between the delimiter lines of a multipart body (the preamble and epilogue are not parts)."""
     children: list[_Part] = []
     # The CRLF before the first delimiter may be the blank line that ends the header section.
     search = body_start - 2 if body_start >= 2 and data[body_start - 2 : body_start] == _CRLF else body_start
     opened = -1  # where the current part's content starts, once a delimiter opened it
     while True:
-        found = _find_delimiter(data, delimiter, search, part.end)
+        found = _find_delimiter(data, delimiter, search, part.end, budget)
         if found < 0:
             break
         after = found + len(delimiter)
@@ -159,7 +183,7 @@ def _split(data: bytes, delimiter: bytes, body_start: int, part: _Part) -> list[
     return children
 
 
-def _find_delimiter(data: bytes, delimiter: bytes, start: int, end: int) -> int:
+def _find_delimiter(data: bytes, delimiter: bytes, start: int, end: int, budget: _Budget) -> int:
     """The next delimiter line at or after start: the boundary followed by "--", spaces or the line's end."""
     while True:
         found = data.find(delimiter, start, end)
@@ -168,4 +192,7 @@ def _find_delimiter(data: bytes, delimiter: bytes, start: int, end: int) -> int:
         after = data[found + len(delimiter) : found + len(delimiter) + 2]
         if after in (b"--", _CRLF) or after[:1] in (b" ", b"\t") or len(after) < 2:
             return found
+        budget.look_alikes -= 1
+        if budget.look_alikes < 0:
+            return -1
         start = found + 1

@@ -23,6 +23,7 @@ from continuity.core.models import IncomingMessage
 from continuity.directory.core.records import SourceKind
 from continuity.directory.periodic import sync_periodically
 from continuity.directory.wiring import build_notifier, build_sync
+from continuity.services.content_reader import WorkerContentReader
 from continuity.services.data_dir_lock import DataDirLock
 from continuity.services.directory import DirectoryCache
 from continuity.services.failover_status import since_text
@@ -66,8 +67,8 @@ class Running:
     webmail: WebmailServices | None = None
     # The security filter pipeline; None when [filters] enabled = false.
     filters: FilterService | None = None
-    # The worker processes that parse and judge every message; None when the filters are off.
-    judge: ProcessPipeline | None = None
+    # The worker processes that parse, judge and render every message.
+    workers: ProcessPipeline | None = None
 
 
 async def start(settings: Settings) -> Running:
@@ -97,15 +98,19 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     await failover.controller.load()
     limits = settings.smtp.content_limits
     # --- filters: the one pipeline for ingest, outbound (running.filters.pipeline) and replay ---
-    # Every message is parsed and judged in the worker processes, never in this one.
+    # Every message is parsed and judged in the worker processes, never in this one; the
+    # webmail's rendering and indexing run there too, so the workers run even with the filters off.
     filters = FilterService(settings, store.filter_memory, store.mailboxes) if settings.filters.enabled else None
-    judge: ProcessPipeline | None = None
     if filters is not None:
         await filters.start()
-        judge = ProcessPipeline(
-            settings, filters.pipeline, settings.filters.worker_count, memory=filters.memory, idle_stop=False
-        )
-        judge.start()
+    workers = ProcessPipeline(
+        settings,
+        settings.filters.worker_count,
+        memory=filters.memory if filters is not None else None,
+        idle_stop=False,
+    )
+    workers.start()
+    judge = workers if filters is not None else None
     # --- replay: the replayer judges every message again with the same workers ---
     if failover.replay is not None:
         failover.replay.use_pipeline(judge)
@@ -134,7 +139,9 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
     webmail = None
     if settings.webmail.enabled:
         outbound_filter = PipelineOutboundFilter(judge) if judge is not None else None
-        webmail = build_webmail_services(settings, store, outbound_filter=outbound_filter, verdicts=store.verdicts)
+        webmail = build_webmail_services(
+            settings, store, WorkerContentReader(workers), outbound_filter=outbound_filter, verdicts=store.verdicts
+        )
     smtp = SmtpListener(settings.smtp, ingest, limiter, limits, tls)
     smtp_bound = await smtp.start()
     web = WebListener(
@@ -145,8 +152,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         web_bound = await web.start()
     except (OSError, SystemExit) as exc:
         await smtp.stop(0)
-        if judge is not None:
-            await judge.close()
+        await workers.close()
         raise OSError(f"cannot listen for HTTP on {settings.web.listen}: {exc}") from None
     running = Running(store, smtp, web, directory, committer, lock, HostPort(*smtp_bound), HostPort(*web_bound))
     running.tasks.append(asyncio.create_task(_sweep(limiter), name="limit-sweep"))
@@ -161,7 +167,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         "probing " + settings.primary.host if failover.probes is not None else "not probing (no primary)",
     )
     running.filters = filters
-    running.judge = judge
+    running.workers = workers
     # --- feeds and signals ---
     try:
         feeds = await start_feeds(
@@ -179,8 +185,7 @@ async def _start_locked(settings: Settings, lock: DataDirLock) -> Running:
         await web.stop()
         for task in running.tasks:
             task.cancel()
-        if judge is not None:
-            await judge.close()
+        await workers.close()
         raise
     running.feeds = feeds
     running.tasks += start_feed_tasks(feeds)
@@ -231,8 +236,8 @@ async def stop(running: Running, grace: float) -> None:
         await running.feeds.close()
     await running.directory.stop()
     await running.committer.drain()
-    if running.judge is not None:
-        await running.judge.close()
+    if running.workers is not None:
+        await running.workers.close()
     if running.filters is not None:
         await running.filters.stop()
     await running.store.close()

@@ -44,6 +44,7 @@ class WorkerLink(asyncio.Protocol, Generic[RequestT]):
         self._parsing = parsing
         self._frames = FrameReader()
         self.outstanding: dict[int, RequestT] = {}
+        self.heavy_lane = False  # takes large messages (the owner's lanes)
         self._outbox: Outbox | None = None
         self._transport: asyncio.Transport | None = None
         self._closing = False  # closed or killed by the owner, not lost

@@ -14,15 +14,23 @@ event loops on both sides: requests stream to the worker with the least outstand
 and each verdict comes back as soon as it is reached. At most ``_OUTSTANDING`` requests
 go to one worker ahead of its answers; the rest wait here.
 
-Deadlines. Every request has ``[filters] deadline`` seconds from when a worker takes
-it, and may wait as long for one (a wait for a replacement worker to start does not
-count). When the deadline passes, the worker is killed (SIGKILL) and
+Deadlines. Every request has ``[filters] deadline`` seconds from when it is handed in,
+waiting for a worker included, so every message is answered within about the deadline.
+A request still waiting then is unscannable. When a deadline passes in a worker, the worker is killed (SIGKILL) and
 replaced. The message whose parse the worker was in (it says so in shared memory,
 filter_worker.py) or else the one whose deadline passed is unscannable
-(filter_unscannable.py); the others that worker held are sent again. A message that
+(filter_unscannable.py); the others that worker held are sent again, each with a new
+deadline (they were not at fault; the new one covers the replacement's start). A message that
 loses two workers, or whose parse raises, is unscannable too; nothing is judged in the
 main process. A request that finds no worker within its deadline (they cannot start)
 is unscannable as well, and the spawning is retried with a growing pause.
+
+Lanes. Half of the workers (at least one) make the heavy lane: a message over
+``HEAVY_BYTES`` goes only there, one at a time per worker, and only to a worker that
+holds no small message. A small one goes to any worker that holds no large one, and
+keeps off the heavy lane while large ones wait for it. A flood of large hostile messages
+then fills the heavy lane and waits there, while ordinary mail is judged at once by the
+others; with no large mail, every worker judges small messages.
 
 Learning. Requests made with ``learn=True`` (ingest, outbound) come back with what the
 worker's stages learned (thread and account observations); the main process writes
@@ -44,16 +52,17 @@ import socket
 import time
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import cast
+from typing import Any, cast
 
 from continuity.config.settings import Settings
 from continuity.core.pipeline import Envelope, Verdict
-from continuity.errors import StorageError
+from continuity.errors import StorageError, UnreadableContentError
+from continuity.services.content_calls import CALLS
 from continuity.services.filter_link import Answer, WorkerLink
 from continuity.services.filter_memory import FilterMemory, Lessons
 from continuity.services.filter_unscannable import unscannable_result
 from continuity.services.filter_worker import run_worker
-from continuity.services.filtering import FilterPipeline, PipelineResult
+from continuity.services.filtering import PipelineResult
 from continuity.services.verdict_wire import PackedResult, unpack_result
 
 log = logging.getLogger("continuity.filters")
@@ -66,6 +75,9 @@ _JOIN_SECONDS = 5.0  # a stopping worker gets this long to exit before it is kil
 _ATTEMPTS = 2  # a message whose worker was lost this many times is unscannable
 _RESPAWN_FIRST, _RESPAWN_MAX = 0.5, 30.0
 _READY_SECONDS = 120.0  # a starting worker must have built its pipeline by then
+# Messages larger than this go to the heavy lane, at most _HEAVY_OUTSTANDING per worker.
+HEAVY_BYTES = 256 * 1024
+_HEAVY_OUTSTANDING = 1
 
 
 class FilterWorkerError(Exception):
@@ -74,11 +86,14 @@ class FilterWorkerError(Exception):
 
 @dataclass(eq=False, slots=True)
 class _Request:
-    envelope: Envelope
+    envelope: Envelope | None  # None for a named call (content_calls.py)
     content: bytes
     digest: str | None  # sent instead of the body: the worker reads it from the store
     learn: bool
-    future: asyncio.Future[PipelineResult]
+    future: asyncio.Future[Any]
+    name: str = ""  # the content call's name; empty for judging
+    args: tuple[object, ...] = ()
+    heavy: bool = False  # large: judged only by the workers of the heavy lane (module docstring)
     attempts: int = 0
     link: WorkerLink[_Request] | None = None
     timer: asyncio.TimerHandle | None = field(default=None)
@@ -90,14 +105,13 @@ class ProcessPipeline:
     def __init__(
         self,
         settings: Settings,
-        local: FilterPipeline,
         processes: int,
         *,
         memory: FilterMemory | None = None,
         idle_stop: bool = True,
     ) -> None:
         self._settings = settings
-        self.local = local  # its policy decides unscannable messages; it never judges here
+        self._policy = settings.filters.policy.policy()  # decides what an unscannable message gets
         self._processes = max(1, processes)
         self._memory = memory
         self._idle_stop = idle_stop
@@ -106,6 +120,7 @@ class ProcessPipeline:
         self._spawning: asyncio.Task[None] | None = None
         self._pause = 0.0
         self._waiting: collections.deque[_Request] = collections.deque()
+        self._waiting_heavy: collections.deque[_Request] = collections.deque()
         self._ids = itertools.count()
         self._numbers = itertools.count()
         self._idle: asyncio.TimerHandle | None = None
@@ -120,9 +135,9 @@ class ProcessPipeline:
         self._spawn_missing()
 
     async def started(self) -> None:
-        """Wait until the workers are started (or a start failed)."""
+        """Wait until a worker has started (or a start failed); at once while any worker runs."""
         self._spawn_missing()
-        if self._spawning is not None:
+        if self._spawning is not None and not self._links:
             await asyncio.shield(self._spawning)
 
     async def evaluate(self, envelope: Envelope, content: bytes, *, learn: bool = True) -> PipelineResult:
@@ -139,18 +154,34 @@ class ProcessPipeline:
         """
         return await self._evaluate(envelope, content, sha256, False)
 
+    async def call(self, name: str, content: bytes, digest: str | None, *args: object, size: int = 0) -> object:
+        """Run the content call name (content_calls.CALLS) on content in a worker; digest lets it read the body.
+
+        size is the body's size when only its digest is sent. Raises UnreadableContentError
+        when the deadline passes or the call fails.
+        """
+        if name not in CALLS:
+            raise ValueError(f"no content call named {name!r}")
+        loop = asyncio.get_running_loop()
+        heavy = max(size, len(content)) > HEAVY_BYTES
+        return await self._submit(_Request(None, content, digest, False, loop.create_future(), name, args, heavy))
+
     async def _evaluate(self, envelope: Envelope, content: bytes, digest: str | None, learn: bool) -> PipelineResult:
-        if self._closed:
-            raise FilterWorkerError("the filter worker processes are closed")
         if self._memory is not None and self._memory.pending:
             try:
                 await self._memory.flush()
             except StorageError as exc:  # the periodic flush retries; judging goes on
                 log.warning("could not write the filter memory before judging: %s", exc)
         loop = asyncio.get_running_loop()
-        request = _Request(envelope, content, digest, learn, loop.create_future())
+        request = _Request(envelope, content, digest, learn, loop.create_future(), heavy=len(content) > HEAVY_BYTES)
+        result: PipelineResult = await self._submit(request)
+        return result
+
+    async def _submit(self, request: _Request) -> Any:
+        if self._closed:
+            raise FilterWorkerError("the filter worker processes are closed")
         self._arm(request)
-        self._waiting.append(request)
+        self._queue_of(request).append(request)
         self._busy()
         self._spawn_missing()
         self.admit()
@@ -162,24 +193,46 @@ class ProcessPipeline:
 
     # -- handing requests to workers ------------------------------------------------------------
 
+    def _queue_of(self, request: _Request) -> collections.deque[_Request]:
+        return self._waiting_heavy if request.heavy else self._waiting
+
     def admit(self) -> None:
-        """Send waiting requests to the workers with room for them."""
-        while self._waiting and self._links:
-            link = min(self._links, key=lambda candidate: len(candidate.outstanding))
-            if len(link.outstanding) >= _OUTSTANDING:
-                break
-            request = self._waiting.popleft()
-            if request.future.done():
-                continue
-            request_id = next(self._ids)
-            self._arm(request)  # the deadline counts from when a worker takes it
-            request.link = link
-            link.outstanding[request_id] = request
-            body: bytes | str = request.digest if request.digest is not None else request.content
-            link.send((request_id, request.envelope, body, request.learn))
-        if self._idle_stop and not self._waiting and not any(link.outstanding for link in self._links):
+        """Send waiting requests to the workers with room for them (see the lanes in the module docstring)."""
+        for waiting, room in ((self._waiting_heavy, self._heavy_room), (self._waiting, self._light_room)):
+            while waiting:
+                candidates = [link for link in self._links if room(link)]
+                if not candidates:
+                    break
+                request = waiting.popleft()
+                if not request.future.done():
+                    self._send(min(candidates, key=lambda link: len(link.outstanding)), request)
+        idle = not self._waiting and not self._waiting_heavy
+        if self._idle_stop and idle and not any(link.outstanding for link in self._links):
             self._busy()
             self._idle = asyncio.get_running_loop().call_later(_IDLE_SECONDS, self._stop_idle)
+
+    def _heavy_room(self, link: WorkerLink[_Request]) -> bool:
+        if not link.heavy_lane or len(link.outstanding) >= _OUTSTANDING:
+            return False
+        if self._processes == 1:
+            return sum(request.heavy for request in link.outstanding.values()) < _HEAVY_OUTSTANDING
+        # Only once the small messages it holds are answered: none of them waits behind a large one.
+        return not link.outstanding
+
+    def _light_room(self, link: WorkerLink[_Request]) -> bool:
+        if len(link.outstanding) >= _OUTSTANDING:
+            return False
+        if self._processes == 1 or not link.heavy_lane:
+            return True
+        # A heavy-lane worker takes small messages only while no large one is in it or waiting for it.
+        return not self._waiting_heavy and not any(request.heavy for request in link.outstanding.values())
+
+    def _send(self, link: WorkerLink[_Request], request: _Request) -> None:
+        request_id = next(self._ids)
+        request.link = link
+        link.outstanding[request_id] = request
+        body: bytes | str = request.digest if request.digest is not None else request.content
+        link.send((request_id, request.name, request.envelope, body, request.learn, request.args))
 
     def answered(self, link: WorkerLink[_Request], request_id: int, answer: Answer) -> None:
         """A worker's answer to one request (WorkerLink calls this)."""
@@ -192,7 +245,10 @@ class ProcessPipeline:
             self.in_workers += 1
             if lessons is not None and self._memory is not None:
                 self._memory.remember(lessons)
-            request.future.set_result(unpack_result(_packed(payload), request.envelope))
+            if request.envelope is None:
+                request.future.set_result(payload)
+            else:
+                request.future.set_result(unpack_result(_packed(payload), request.envelope))
         elif request.digest is not None:
             # The worker could not read the stored body: send the bytes this process has.
             request.digest = None
@@ -213,22 +269,17 @@ class ProcessPipeline:
         if request.future.done():
             return
         link = request.link
-        if link is None and self._spawning is not None and not self._pause:
-            # Waiting for a worker that is starting (one was replaced): the wait for its
-            # start does not count; a start that fails sets a pause and ends this grace.
-            self._arm(request)
-            return
         if link is None:
             with contextlib.suppress(ValueError):
-                self._waiting.remove(request)
+                self._queue_of(request).remove(request)
             self._give_unscannable(request, f"no filter worker could take it within {self._deadline:g} s")
             return
         culprit = link.outstanding.get(link.parsing(), request)
         log.error(
-            "filter worker %s overran the %g s deadline on message-from=<%s>; killing and replacing it",
+            "filter worker %s overran the %g s deadline on %s; killing and replacing it",
             link.name,
             self._deadline,
-            culprit.envelope.sender,
+            _described(culprit),
         )
         self._lose(link, f"judging it took longer than {self._deadline:g} s", culprit)
 
@@ -260,15 +311,19 @@ class ProcessPipeline:
             self._give_unscannable(request, f"{reason} (attempt {request.attempts})")
             return
         self._arm(request)
-        self._waiting.appendleft(request)
+        self._queue_of(request).appendleft(request)
 
     def _give_unscannable(self, request: _Request, reason: str) -> None:
         if request.future.done():
             return
         self.unscannable += 1
+        if request.envelope is None:
+            log.warning("%s failed (%s); the message is shown as source text", _described(request), reason)
+            request.future.set_exception(UnreadableContentError(f"the message could not be read: {reason}"))
+            return
         verdict: Verdict = self._settings.filters.unscannable
-        log.warning("message from=<%s> is unscannable (%s): %s", request.envelope.sender, reason, verdict.value)
-        request.future.set_result(unscannable_result(request.envelope, self.local.policy, verdict, reason))
+        log.warning("%s is unscannable (%s): %s", _described(request), reason, verdict.value)
+        request.future.set_result(unscannable_result(request.envelope, self._policy, verdict, reason))
 
     # -- the workers' lives -----------------------------------------------------------------------
 
@@ -287,7 +342,10 @@ class ProcessPipeline:
             for _ in range(missing):
                 if self._closed:
                     return
-                self._links.append(await self._start_one())
+                link = await self._start_one()
+                # Half of the workers (at least one) make the heavy lane; a replacement takes its lane back.
+                link.heavy_lane = sum(other.heavy_lane for other in self._links) < max(1, self._processes // 2)
+                self._links.append(link)
                 self.admit()
             self._pause = 0.0
         except Exception as exc:  # OS limits, settings that cannot be pickled: retried with a pause
@@ -295,7 +353,8 @@ class ProcessPipeline:
             log.error("cannot start a filter worker (%r); trying again in %.1f s", exc, self._pause)
         finally:
             self._spawning = None
-        if not self._closed and len(self._links) < self._processes and (self._waiting or not self._idle_stop):
+        wanted = self._waiting or self._waiting_heavy or not self._idle_stop
+        if not self._closed and len(self._links) < self._processes and wanted:
             self._spawn_missing()
 
     async def _start_one(self) -> WorkerLink[_Request]:
@@ -356,8 +415,10 @@ class ProcessPipeline:
             await asyncio.gather(self._spawning, return_exceptions=True)
         links, self._links = self._links, []
         error = FilterWorkerError("the filter worker processes were closed")
-        pending = [request for link in links for request in link.outstanding.values()] + list(self._waiting)
+        pending = [request for link in links for request in link.outstanding.values()]
+        pending += [*self._waiting, *self._waiting_heavy]
         self._waiting.clear()
+        self._waiting_heavy.clear()
         for link in links:
             link.outstanding = {}
             link.close()
@@ -368,6 +429,12 @@ class ProcessPipeline:
         await asyncio.to_thread(_reap, [link.process for link in links])
         await asyncio.gather(*self._reaping)
         log.debug("filter workers stopped in %.1f s", time.monotonic() - started)
+
+
+def _described(request: _Request) -> str:
+    if request.envelope is None:
+        return f"content call {request.name} on a message of {len(request.content)} bytes"
+    return f"message from=<{request.envelope.sender}> of {len(request.content)} bytes"
 
 
 def _packed(payload: object) -> PackedResult:

@@ -32,6 +32,7 @@ from continuity.config.settings import Settings
 from continuity.core.message_view import parse_message
 from continuity.core.pipeline import Envelope
 from continuity.event_loops import new_event_loop
+from continuity.services.content_calls import CALLS
 from continuity.services.filter_frames import READY, FrameError, FrameReader, Outbox
 from continuity.services.filter_setup import FilterService
 from continuity.services.filtering import PipelineResult
@@ -51,7 +52,7 @@ _PARENT_CHECK_SECONDS = 1.0
 class _Judge(asyncio.Protocol):
     """The worker's end of the socket: requests in, verdicts out."""
 
-    def __init__(self, filters: FilterService, blobs: BlobStore, parsing: ctypes.c_longlong) -> None:
+    def __init__(self, filters: FilterService | None, blobs: BlobStore, parsing: ctypes.c_longlong) -> None:
         self._filters = filters
         self._blobs = blobs
         self._parsing = parsing
@@ -75,8 +76,13 @@ class _Judge(asyncio.Protocol):
             self._finish()
             return
         for request in requests:
-            request_id, envelope, content, learn = cast(tuple[int, Envelope, bytes | str, bool], request)
-            task = asyncio.ensure_future(self._answer(request_id, envelope, content, learn))
+            request_id, name, envelope, content, learn, args = cast(
+                tuple[int, str, Envelope | None, bytes | str, bool, tuple[object, ...]], request
+            )
+            if envelope is None:
+                task = asyncio.ensure_future(self._call(request_id, name, content, args))
+            else:
+                task = asyncio.ensure_future(self._answer(request_id, envelope, content, learn))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -91,23 +97,46 @@ class _Judge(asyncio.Protocol):
 
     async def _answer(self, request_id: int, envelope: Envelope, content: bytes | str, learn: bool) -> None:
         assert self._outbox is not None
+        filters = self._filters
+        if filters is None:
+            self._outbox.send((request_id, False, "the filters are off: this worker does not judge", None))
+            return
         async with self._slots:
             try:
-                await self._refresh()
+                await self._refresh(filters)
                 if isinstance(content, str):
                     # Read here, on the loop: a thread hand-over costs more than this read from the page cache.
                     content = self._blobs.read_sync(content)
-                result = await self._judge(request_id, envelope, content, learn)
+                result = await self._judge(filters, request_id, envelope, content, learn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the main process decides what happens to this one
                 self._outbox.send((request_id, False, repr(exc)[:500], None))
                 return
             # Taken right after the pipeline returned (no await in between), so it is this message's.
-            lessons = self._filters.memory.take_buffered() if learn else None
+            lessons = filters.memory.take_buffered() if learn else None
         self._outbox.send((request_id, True, pack_result(result), lessons))
 
-    async def _judge(self, request_id: int, envelope: Envelope, content: bytes, learn: bool) -> PipelineResult:
+    async def _call(self, request_id: int, name: str, content: bytes | str, args: tuple[object, ...]) -> None:
+        """A content call (content_calls.py): synchronous, so the whole call counts as parsing."""
+        assert self._outbox is not None
+        async with self._slots:
+            try:
+                if isinstance(content, str):
+                    content = self._blobs.read_sync(content)
+                self._parsing.value = request_id
+                try:
+                    result = CALLS[name](content, *args)
+                finally:
+                    self._parsing.value = -1
+            except Exception as exc:  # the main process decides what happens to this one
+                self._outbox.send((request_id, False, repr(exc)[:500], None))
+                return
+        self._outbox.send((request_id, True, result, None))
+
+    async def _judge(
+        self, filters: FilterService, request_id: int, envelope: Envelope, content: bytes, learn: bool
+    ) -> PipelineResult:
         # Parsed here, not in a thread: this loop has nothing else to keep responsive, and
         # a hand-over to a thread and back costs a quarter of the evaluation.
         started = time.perf_counter()
@@ -116,19 +145,19 @@ class _Judge(asyncio.Protocol):
             message = parse_message(content)
         finally:
             self._parsing.value = -1
-        return await self._filters.pipeline.evaluate_parsed(envelope, message, learn=learn, started=started)
+        return await filters.pipeline.evaluate_parsed(envelope, message, learn=learn, started=started)
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, filters: FilterService) -> None:
         """What ingest learned and the directory's changes reach the worker within _REFRESH_SECONDS."""
         if self._refreshing is None and time.monotonic() - self._refreshed > _REFRESH_SECONDS:
-            self._refreshing = asyncio.ensure_future(self._reload())
+            self._refreshing = asyncio.ensure_future(self._reload(filters))
         if self._refreshing is not None:
             await asyncio.shield(self._refreshing)
 
-    async def _reload(self) -> None:
+    async def _reload(self, filters: FilterService) -> None:
         try:
-            await self._filters.identities.refresh()
-            self._filters.memory.forget_cached()
+            await filters.identities.refresh()
+            filters.memory.forget_cached()
         finally:
             self._refreshed = time.monotonic()
             self._refreshing = None
@@ -152,14 +181,17 @@ def run_worker(settings: Settings, connection: socket.socket, parent: int, parsi
 async def _serve(settings: Settings, connection: socket.socket, parsing: ctypes.c_longlong) -> None:
     store = await open_sqlite_store(settings.database_path, settings.blob_path)
     try:
-        filters = FilterService(settings, store.filter_memory, store.mailboxes)
-        await filters.start(background=False)
+        # With the filters off the worker only renders (content_calls.py); asked to judge, it answers an error.
+        filters = FilterService(settings, store.filter_memory, store.mailboxes) if settings.filters.enabled else None
+        if filters is not None:
+            await filters.start(background=False)
         try:
             loop = asyncio.get_running_loop()
             _, judge = await loop.create_connection(lambda: _Judge(filters, store.blob_store, parsing), sock=connection)
             await judge.closed
         finally:
-            await filters.stop()
+            if filters is not None:
+                await filters.stop()
     finally:
         await store.close()
 

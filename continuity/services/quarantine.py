@@ -8,17 +8,17 @@ delete is written to the hash-chained audit log with who did it and why.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from continuity.core.audit import AuditRecord
 from continuity.core.filter_records import StoredVerdict
-from continuity.core.message_view import Address, LinkSource, parse_message
+from continuity.core.message_view import Address, LinkSource
 from continuity.core.models import MessageState, QueueEntry
 from continuity.core.queue_ids import is_queue_id
 from continuity.errors import InvalidInputError, NotFoundError
 from continuity.filters.domains import url_host
 from continuity.filters.filetypes import sniff
+from continuity.services.content_reader import ContentReader
 from continuity.store.protocol import Store
 
 _PREVIEW_TEXT = 8000
@@ -78,11 +78,11 @@ async def held_entry(store: Store, queue_id: str) -> QueueEntry:
     return entry
 
 
-async def preview(store: Store, queue_id: str) -> Preview:
-    """A safe preview of a held message."""
+async def preview(store: Store, queue_id: str, reader: ContentReader) -> Preview:
+    """A safe preview of a held message (reader parses it: the worker processes under serve)."""
     entry = await held_entry(store, queue_id)
     content = await store.blobs.read(entry.sha256)
-    view = await asyncio.to_thread(parse_message, content)
+    view = await reader.inspect(content)
     domains = sorted({url_host(link.url) for link in view.links if link.source is not LinkSource.IMAGE} - {""})
     attachments = tuple(
         AttachmentInfo(_printable(a.filename), a.content_type, sniff(a.data).value, len(a.data))

@@ -134,8 +134,8 @@ class ReplayService:
         processes = self.settings.replay.filter_processes
         if pipeline is None or isinstance(pipeline, ProcessPipeline) or processes == 0:
             return pipeline
-        if self._workers is None or self._workers.local is not pipeline:
-            self._workers = ProcessPipeline(self.settings, pipeline, processes)
+        if self._workers is None:  # the workers build the same pipeline from the same settings
+            self._workers = ProcessPipeline(self.settings, processes)
         return self._workers
 
     def follow(self, state: Callable[[], FailoverRecord]) -> None:

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import ClientException, NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from continuity.core.filter_records import StoredVerdict
 from continuity.core.models import QueueEntry
-from continuity.errors import InvalidInputError, NotFoundError
+from continuity.errors import InvalidInputError, NotFoundError, UnreadableContentError
 from continuity.services import quarantine
-from webmail.context import StoreDep
+from webmail.context import ReaderDep, StoreDep
 
 
 @dataclass(frozen=True)
@@ -142,11 +142,13 @@ class QuarantineController(Controller):
         return [HeldItem.of(entry, await store.verdicts.get(entry.queue_id)) for entry in entries]
 
     @get("/{queue_id:str}", summary="Preview a quarantined message safely")
-    async def preview(self, store: StoreDep, queue_id: FromPath[str]) -> PreviewOut:
+    async def preview(self, store: StoreDep, reader: ReaderDep, queue_id: FromPath[str]) -> PreviewOut:
         try:
-            shown = await quarantine.preview(store, queue_id)
+            shown = await quarantine.preview(store, queue_id, reader)
         except (NotFoundError, InvalidInputError) as exc:
             raise NotFoundException(str(exc)) from None
+        except UnreadableContentError as exc:
+            raise ClientException(f"{exc}; download the message to read its source", status_code=422) from None
         return PreviewOut(
             message=HeldItem.of(shown.entry, shown.verdict),
             from_=shown.from_,

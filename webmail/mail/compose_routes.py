@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from email.policy import SMTP
 from typing import Any
 
@@ -12,7 +11,8 @@ from litestar.params import FromQuery
 
 from continuity.core.compose import ComposeMode, Draft, NewAttachment, build_message, envelope_recipients, prefill
 from continuity.core.mail_folders import Flag, StandardFolder, format_flags
-from continuity.core.mime_view import Address, part_bytes
+from continuity.core.mime_view import Address
+from continuity.errors import UnreadableContentError
 from continuity.services.outbound import OutboundRefused
 from continuity.store.sqlite_webmail import LocalMessage
 from webmail.mail.message_routes import load
@@ -40,7 +40,10 @@ async def compose_form(
     draft = Draft(to=to[:2000])
     source = None
     if id:
-        loaded = await load(services, user.mailbox, id)
+        try:
+            loaded = await load(services, user.mailbox, id)
+        except UnreadableContentError as exc:
+            return error_page(f"This message cannot be replied to or forwarded: {exc}", 422)
         if loaded is None:
             return error_page("There is no such message in your mailbox.", 404)
         source = loaded
@@ -70,14 +73,17 @@ async def _attachments(services: ServicesDep, user: User, form: FormMultiDict) -
     source_id = int(form_text(form, "source_id", 19) or "0") if form_text(form, "source_id", 19).isdigit() else 0
     keep = form_ids(form, "keep")
     if source_id and keep:
-        loaded = await load(services, user.mailbox, source_id)
+        try:
+            loaded = await load(services, user.mailbox, source_id)
+        except UnreadableContentError:
+            loaded = None  # its attachments cannot be kept; the message is sent without them
         if loaded is not None:
             content = await services.store.blobs.read(loaded[0].sha256)
             for attachment in loaded[1].attachments:
                 if attachment.index in keep:
-                    found = await asyncio.to_thread(part_bytes, content, attachment.index)
+                    found = await services.reader.part(content, attachment.index)
                     if found is not None:
-                        result.append(NewAttachment(attachment.filename, attachment.content_type, found[1]))
+                        result.append(NewAttachment(attachment.filename, attachment.content_type, found))
     for upload in form.getall("attachments", []):
         if isinstance(upload, UploadFile) and upload.filename:
             data = await upload.read()

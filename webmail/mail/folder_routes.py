@@ -38,7 +38,7 @@ async def folder_page(
     """One page of a folder, newest first."""
     if len(folder) > 200 or not await services.store.webmail.folder_exists(user.mailbox, folder):
         return error_page(f"There is no folder named '{folder[:200]}'.", 404)
-    await services.indexer.catch_up()
+    await services.indexer.catch_up_briefly()
     size = services.settings.webmail.page_size
     messages, total = await services.store.webmail.page(user.mailbox, folder, (page - 1) * size, size)
     pages = max(1, (total + size - 1) // size)
@@ -70,7 +70,7 @@ async def search_page(
     page: Annotated[int, QueryParameter(ge=1, le=_MAX_PAGE)] = 1,
 ) -> Response[Any]:
     """Full-text search over subject, addresses and body of the user's mailbox."""
-    await services.indexer.catch_up()
+    await services.indexer.catch_up_briefly()
     size = services.settings.webmail.page_size
     expression = fts_query(q[:500], user.mailbox)
     messages = (

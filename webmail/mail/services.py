@@ -10,6 +10,7 @@ from continuity.config.settings import Settings
 from continuity.core.audit import AuditRecord
 from continuity.core.failover import FailoverState
 from continuity.core.pipeline import Verdict
+from continuity.services.content_reader import ContentReader
 from continuity.services.outbound import OutboundService
 from continuity.services.webmail_index import WebmailIndexer
 from continuity.store.filters_protocol import VerdictRepository
@@ -53,6 +54,7 @@ class WebmailServices:
     indexer: WebmailIndexer
     outbound: OutboundService
     devices: DeviceCookies
+    reader: ContentReader  # parses stored messages for display (in the worker processes under serve)
     verdicts: VerdictRepository | None = None
     # Signs the URLs of inline images (see webmail.mail.message_routes.inline_token); new per process.
     inline_secret: bytes = field(default_factory=lambda: os.urandom(32))

@@ -12,6 +12,7 @@ from continuity.adapters.dkim_signer import DkimSigner
 from continuity.adapters.smtp_client import SmtpDelivery
 from continuity.config.settings import Settings
 from continuity.errors import ContinuityError
+from continuity.services.content_reader import ContentReader
 from continuity.services.outbound import OutboundFilter, OutboundService
 from continuity.services.webmail_index import WebmailIndexer
 from continuity.store.filters_protocol import VerdictRepository
@@ -29,11 +30,13 @@ _SWEEP_INTERVAL = 300.0
 def build_webmail_services(
     settings: Settings,
     store: Store,
+    reader: ContentReader,
     *,
     outbound_filter: OutboundFilter | None = None,
     verdicts: VerdictRepository | None = None,
 ) -> WebmailServices:
-    """The webmail's services; outbound_filter and verdicts come from the filter pipeline when it runs."""
+    """The webmail's services; reader parses stored messages (the worker processes in serve); outbound_filter
+    and verdicts come from the filter pipeline when it runs."""
     outbound = OutboundService(
         outbound=store.outbound,
         webmail=store.webmail,
@@ -47,7 +50,8 @@ def build_webmail_services(
         settings=settings,
         store=store,
         sessions=SessionManager(store.webmail_auth, settings.webmail),
-        indexer=WebmailIndexer(store.webmail, store.blobs),
+        indexer=WebmailIndexer(store.webmail, reader),
+        reader=reader,
         outbound=outbound,
         devices=DeviceCookies(
             load_key_ring(settings.webmail_key_path).derive(b"webmail device cookies"),

@@ -41,7 +41,7 @@ async def test_worker_processes_find_what_the_pipeline_found_before(tmp_path: Pa
     pools: list[ProcessPipeline] = []
 
     async def in_workers(service: FilterService, settings: Settings, store: SqliteStore) -> tuple[Evaluate, Close]:
-        workers = ProcessPipeline(settings, service.pipeline, 2)
+        workers = ProcessPipeline(settings, 2)
         pools.append(workers)
 
         async def evaluate(envelope: Envelope, content: bytes) -> PipelineResult:

@@ -16,6 +16,7 @@ from continuity.core.mailbox_rows import build_mailbox
 from continuity.core.models import AcceptedRecipient, IncomingMessage
 from continuity.core.queue_ids import new_queue_id
 from continuity.core.search_query import fts_query
+from continuity.services.content_reader import LocalContentReader
 from continuity.services.webmail_index import WebmailIndexer
 from continuity.store.sqlite import SqliteStore, open_sqlite_store
 from continuity.store.sqlite_webmail import LocalMessage
@@ -118,7 +119,7 @@ async def test_expunged_messages_stay_for_the_replay(store: SqliteStore) -> None
 
 async def test_index_and_search_stay_within_the_mailbox(store: SqliteStore) -> None:
     await store.messages.commit([_incoming("Invoice 12", ALICE), _incoming("Invoice 13", "bob@example.com")])
-    indexer = WebmailIndexer(store.webmail, store.blobs)
+    indexer = WebmailIndexer(store.webmail, LocalContentReader(store.blobs))
     assert await store.webmail.index_backlog()
     await indexer.catch_up()
     assert not await store.webmail.index_backlog()
