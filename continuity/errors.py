@@ -81,5 +81,7 @@ class PrimaryAuthError(PrimaryReplyError):
 
     def __str__(self) -> str:
         return self.detail
+
+
 class UnreadableContentError(ContinuityError):
     """A stored message could not be parsed within its deadline (or its parse failed); show its source instead."""

@@ -61,7 +61,6 @@ async def judge(tmp_path: Path) -> AsyncIterator[tuple[Settings, SqliteStore, Fi
 async def test_workers_that_cannot_start_leave_messages_unscannable_never_judged_here(
     judge: tuple[Settings, SqliteStore, FilterService], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _, _, service = judge
     (tmp_path / "not-a-directory").write_text("")
     # The workers cannot open a store there: each one started ends at once.
     unusable = _settings(tmp_path / "not-a-directory" / "data", deadline=3.0)
@@ -173,7 +172,7 @@ async def test_a_message_past_the_deadline_is_unscannable_its_worker_replaced_an
 async def test_a_worker_killed_under_a_message_is_replaced_and_the_message_judged_again(
     judge: tuple[Settings, SqliteStore, FilterService],
 ) -> None:
-    settings, _, service = judge
+    settings, _, _ = judge
     workers = ProcessPipeline(settings, 1)
     try:
         await workers.started()
@@ -229,7 +228,8 @@ async def main() -> None:
     await service.start(background=False)
     workers = ProcessPipeline(settings, 2)
     envelope = Envelope("a@example.org", ("alice@example.com",), Direction.REPLAY, "192.0.2.7", "mx.test")
-    await asyncio.gather(*(workers.evaluate(envelope, b"Subject: hi\\r\\n\\r\\nhello\\r\\n", learn=False) for _ in range(20)))
+    hello = b"Subject: hi\\r\\n\\r\\nhello\\r\\n"
+    await asyncio.gather(*(workers.evaluate(envelope, hello, learn=False) for _ in range(20)))
     print("ready", workers.in_workers, flush=True)
     await asyncio.sleep(3600)
 
