@@ -25,7 +25,8 @@ loses two workers, or whose parse raises, is unscannable too; nothing is judged 
 main process. A request that finds no worker within its deadline (they cannot start)
 is unscannable as well, and the spawning is retried with a growing pause.
 
-Lanes. Half of the workers (at least one) make the heavy lane: a message over
+Lanes. Half of the workers (at least one) make the heavy lane, the rest the light one
+(a replacement takes the lane of the worker it replaces): a message over
 ``HEAVY_BYTES`` goes only there, one at a time per worker, and only to a worker that
 holds no small message. A small one goes to any worker that holds no large one, and
 keeps off the heavy lane while large ones wait for it. A flood of large hostile messages
@@ -50,6 +51,7 @@ import multiprocessing
 import os
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any, cast
@@ -276,8 +278,10 @@ class ProcessPipeline:
             return
         culprit = link.outstanding.get(link.parsing(), request)
         log.error(
-            "filter worker %s overran the %g s deadline on %s; killing and replacing it",
+            "filter worker %s (%s lane, %d held) overran the %g s deadline on %s; killing and replacing it",
             link.name,
+            "heavy" if link.heavy_lane else "light",
+            len(link.outstanding),
             self._deadline,
             _described(culprit),
         )
@@ -339,14 +343,20 @@ class ProcessPipeline:
             missing = self._processes - len(self._links)
             if missing > 0:
                 log.info("filter pipeline: starting %d worker process(es)", missing)
-            for _ in range(missing):
-                if self._closed:
-                    return
-                link = await self._start_one()
-                # Half of the workers (at least one) make the heavy lane; a replacement takes its lane back.
-                link.heavy_lane = sum(other.heavy_lane for other in self._links) < max(1, self._processes // 2)
-                self._links.append(link)
-                self.admit()
+            # Started together: one start is a few seconds of imports and set-up on a busy machine.
+            starting = [asyncio.ensure_future(self._start_one()) for _ in range(max(0, missing))]
+            failure: BaseException | None = None
+            try:
+                for started in asyncio.as_completed(starting):
+                    try:
+                        self._join(await started)
+                    except Exception as exc:
+                        failure = exc
+            except BaseException:  # closed while starting: no worker outlives the pool
+                self._abandon(starting)
+                raise
+            if failure is not None:
+                raise failure
             self._pause = 0.0
         except Exception as exc:  # OS limits, settings that cannot be pickled: retried with a pause
             self._pause = min(_RESPAWN_MAX, max(_RESPAWN_FIRST, self._pause * 2))
@@ -356,6 +366,26 @@ class ProcessPipeline:
         wanted = self._waiting or self._waiting_heavy or not self._idle_stop
         if not self._closed and len(self._links) < self._processes and wanted:
             self._spawn_missing()
+
+    def _abandon(self, starting: Sequence[asyncio.Future[WorkerLink[_Request]]]) -> None:
+        for task in starting:
+            if not task.done():
+                task.cancel()  # _start_one kills what it started
+            elif not task.cancelled() and task.exception() is None and task.result() not in self._links:
+                task.result().kill()
+                self._reap_later([task.result().process])
+
+    def _join(self, link: WorkerLink[_Request]) -> None:
+        """A started worker takes the lane that lacks one: light first (ordinary mail), then heavy."""
+        if self._closed:
+            link.close()
+            self._reap_later([link.process])
+            return
+        light_wanted = self._processes - max(1, self._processes // 2)
+        link.heavy_lane = sum(not other.heavy_lane for other in self._links) >= light_wanted
+        self._links.append(link)
+        log.info("filter worker %s started (%s lane)", link.name, "heavy" if link.heavy_lane else "light")
+        self.admit()
 
     async def _start_one(self) -> WorkerLink[_Request]:
         loop = asyncio.get_running_loop()

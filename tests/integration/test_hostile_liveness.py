@@ -6,8 +6,9 @@ clients at once and for twenty seconds, messages of at least 1 MB of every hosti
 ``/healthz``, the SMTP banner, a signed-in webmail page and the ingest of an ordinary
 message. Each must answer within 1 s in the worst case, not the median; every hostile
 message must be answered within the deadline plus 2 s; afterwards every acknowledged
-message is in the queue, and the one that overran the deadline is held with the finding
-``content.unscannable``.
+message is in the queue, the one that overran the deadline is held with the finding
+``content.unscannable`` (so are large ones that waited longer than the deadline for a
+worker of the heavy lane), and no ordinary message is held.
 
 The structural limits are raised for the parameter vector here so that it reaches the
 parser and overruns the deadline; with the default limits it is refused before parsing
@@ -36,7 +37,7 @@ from continuity.store.sqlite import open_sqlite_store
 from tests.support.appliance import ServeProcess
 from tests.support.hostile_mail import VECTORS
 
-DEADLINE = 3.0
+DEADLINE = 5.0
 ATTACK_SECONDS = 20.0
 ATTACKERS = 4
 PASSWORD = "correct horse battery staple"
@@ -118,6 +119,18 @@ def _probe(served: ServeProcess, web: httpx.Client, stop: threading.Event, worst
         time.sleep(0.1)
 
 
+def _warm_up(served: ServeProcess, web: httpx.Client) -> None:
+    """Wait until the worker processes are up (serve is ready before they are): a page, a message."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        assert web.get("/mail").status_code == 200
+        if time.monotonic() - started < 0.6:
+            break
+    with smtplib.SMTP("127.0.0.1", served.smtp_port, timeout=60) as client:
+        client.sendmail("bob@outside.test", [ALICE], b"Subject: warm-up\r\n\r\nhello\r\n")
+
+
 def _sign_in(web: httpx.Client) -> None:
     page = web.get("/login")
     token = _CSRF.search(page.text)
@@ -145,6 +158,7 @@ def test_hostile_mail_of_every_kind_does_not_stall_the_appliance(tmp_path: Path)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{served.web_port}", timeout=30) as web:
             _sign_in(web)
+            _warm_up(served, web)
             threads = [
                 threading.Thread(target=_attack, args=(served.smtp_port, number, stop, worst), daemon=True)
                 for number in range(ATTACKERS)
@@ -162,6 +176,8 @@ def test_hostile_mail_of_every_kind_does_not_stall_the_appliance(tmp_path: Path)
         report["hostile_answer_worst_s"] = round(hostile, 2)
         report["hostile_messages"] = len(worst.answers)
         print("liveness under attack:", json.dumps(report), "samples:", worst.samples)
+        if os.environ.get("CONTINUITY_LIVENESS_LOG"):
+            Path(os.environ["CONTINUITY_LIVENESS_LOG"]).write_text(served.log())
         if os.environ.get("CONTINUITY_LIVENESS_JSON"):
             Path(os.environ["CONTINUITY_LIVENESS_JSON"]).write_text(json.dumps(report, indent=2))
         assert {name for name, _, _, _ in worst.answers} == set(VECTORS), "every kind was sent"
@@ -172,7 +188,10 @@ def test_hostile_mail_of_every_kind_does_not_stall_the_appliance(tmp_path: Path)
         assert worst.seconds["ingest"] < 1.0, report
         assert hostile < DEADLINE + 2.0, sorted(worst.answers, key=lambda answer: -answer[2])[:3]
         refused = {name: text for name, code, _, text in worst.answers if code >= 500}
-        assert "parts" in refused["10,000 parts"] and "nesting" in refused["deep nesting"], refused
+        assert "more than 1000 MIME parts" in refused["10,000 parts"], refused
+        assert "MIME nesting deeper than 100" in refused["deep nesting"], refused
+        assert "header section exceeds" in refused["100,000-line folded header"], refused
+        assert "Line too long" in refused["10 MB single-line base64"], refused
         queued = json.loads(served.cli("queue", "list", "--json", "--limit", "0").stdout)
         assert set(worst.acknowledged) <= {entry["id"] for entry in queued}, "an acknowledged message is missing"
         held = json.loads(served.cli("quarantine", "list", "--json", "--limit", "10000").stdout)
@@ -181,7 +200,10 @@ def test_hostile_mail_of_every_kind_does_not_stall_the_appliance(tmp_path: Path)
             for entry in held
             if any(f["code"] == "content.unscannable" for f in (entry["verdict"] or {}).get("findings", []))
         ]
-        assert unscannable and all(entry["subject"] == "parameters" for entry in unscannable), held[:3]
+        # The slow parse overran the deadline; under the flood, large messages that waited
+        # longer than the deadline for the heavy lane are held too. Ordinary mail never is.
+        assert any(entry["subject"] == "parameters" for entry in unscannable), held[:3]
+        assert all(entry["sender"] == "attacker@outside.test" for entry in unscannable), unscannable[:3]
     finally:
         stop.set()
         assert served.terminate() == 0

@@ -40,7 +40,7 @@ def tag_soup(size: int = MB) -> bytes:
 
 def deep_nesting(depth: int = 500, size: int = MB) -> bytes:
     """Multiparts nested depth deep around a megabyte of text."""
-    nested = b"Content-Type: text/plain\r\n\r\n" + b"x" * 76 * (size // 78) + b"\r\n"
+    nested = b"Content-Type: text/plain\r\n\r\n" + (b"x" * 76 + b"\r\n") * (size // 78)
     for level in range(depth):
         boundary = f"n{level}".encode()
         nested = (
@@ -52,7 +52,7 @@ def deep_nesting(depth: int = 500, size: int = MB) -> bytes:
 
 def many_parts(count: int = 10_000, size: int = MB) -> bytes:
     """A multipart of count small parts, a megabyte or more in all."""
-    filler = b"y" * max(1, size // count - 60)
+    filler = b"y" * max(1, size // count)
     parts = b"".join(b"--p\r\nContent-Type: text/plain\r\n\r\n" + filler + b"\r\n" for _ in range(count))
     return _message("parts", b'Content-Type: multipart/mixed; boundary="p"\r\n\r\n' + parts + b"--p--\r\n")
 
