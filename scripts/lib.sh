@@ -23,7 +23,7 @@ ensure_debian_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # Package post-install scripts may start system daemons; the tests start their own.
-    for service in postfix bind9 named dovecot; do
+    for service in postfix bind9 named dovecot knot pdns samba samba-ad-dc smbd nmbd winbind rspamd clamav-daemon; do
         as_root service "$service" stop >/dev/null 2>&1 || true
     done
 }

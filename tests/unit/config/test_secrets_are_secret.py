@@ -8,6 +8,7 @@ holds a secret must therefore be typed SecretStr; the test walks the whole setti
 from __future__ import annotations
 
 import types
+from pathlib import Path
 import typing
 
 from pydantic import BaseModel, SecretStr
@@ -36,11 +37,18 @@ def _is_secret(annotation: object) -> bool:
     return False
 
 
+def _is_path(annotation: object) -> bool:
+    return annotation is Path or Path in typing.get_args(annotation)
+
+
 def _secret_keys(model: type[BaseModel], prefix: str = "") -> dict[str, bool]:
     keys: dict[str, bool] = {}
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
-        if any(word in name for word in SECRET_WORDS):
+        if name.endswith("_file"):
+            # A path to a file that holds the secret: the path is no secret, the file's mode guards it.
+            keys[key] = _is_path(field.annotation)
+        elif any(word in name for word in SECRET_WORDS):
             keys[key] = _is_secret(field.annotation)
         for inner in _models(field.annotation):
             keys |= _secret_keys(inner, key + ".")
