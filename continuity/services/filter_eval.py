@@ -22,7 +22,9 @@ from continuity.core.message_view import parse_message
 from continuity.core.pipeline import Direction, Envelope
 from continuity.services.filtering import FilterPipeline, PipelineResult
 
-_RECEIVED_FROM = re.compile(r"from\s+(\S+).*?\[(?:IPv6:)?([0-9a-fA-F:.]+)\]", re.IGNORECASE | re.DOTALL)
+# Matched only at the first "from" of the field, with possessive runs: linear (a search
+# with ".*?" from every "from" was quadratic on "from x " repeated).
+_RECEIVED_FROM = re.compile(r"from\s++([^\s\[]++)[^\[]*+\[(?:IPv6:)?([0-9a-fA-F:.]++)\]", re.IGNORECASE)
 _SUFFIXES = (".eml", ".msg", ".txt", "")
 
 
@@ -40,7 +42,8 @@ def envelope_from_headers(content: bytes, recipients: tuple[str, ...] = ()) -> E
     client, helo = "", ""
     received = view.header("Received")
     if received:
-        match = _RECEIVED_FROM.search(received)
+        start = received.lower().find("from")
+        match = _RECEIVED_FROM.match(received, start) if start >= 0 else None
         if match:
             helo, client = match.group(1), match.group(2)
     return_path = email.utils.parseaddr(view.header("Return-Path") or "")[1]

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from continuity.core import addresses, dsn, imap_syntax, journal, message_view, replay_journal, search_query
 from continuity.core.message_view import Link, links_in_text, parse_message, scan_html
+from continuity.services.filter_eval import envelope_from_headers
 from tests.unit.core.test_linear_patterns import grows_linearly
 
 UNFINISHED_MARKUP = {
@@ -123,3 +124,13 @@ def test_journal_boundary_is_linear() -> None:
     grows_linearly(lambda n: b"boundary=" * n, boundary, 20_000)
     grows_linearly(lambda n: b'boundary="' + b"a" * n, boundary, 50_000)
     grows_linearly(lambda n: b"boundary =" + b" " * n + b";", boundary, 50_000)
+
+
+def test_received_from_is_linear() -> None:
+    def client_of(received: object) -> object:
+        return envelope_from_headers(b"Received: " + bytes(received) + b"\r\nSubject: x\r\n\r\nbody\r\n")  # type: ignore[call-overload]
+
+    grows_linearly(lambda n: b"from x " * n, client_of, 5_000)
+    grows_linearly(lambda n: b"from " + b"x" * n, client_of, 50_000)
+    found = envelope_from_headers(b"Received: from mx.example.org (mx.example.org [192.0.2.7]) by us\r\n\r\nbody\r\n")
+    assert (found.client_helo, found.client_address) == ("mx.example.org", "192.0.2.7")

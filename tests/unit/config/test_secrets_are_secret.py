@@ -8,8 +8,8 @@ holds a secret must therefore be typed SecretStr; the test walks the whole setti
 from __future__ import annotations
 
 import types
-from pathlib import Path
 import typing
+from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
 
