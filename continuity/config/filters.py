@@ -32,6 +32,7 @@ class PolicySettings(BaseModel):
             "auth.dmarc_quarantine": Verdict.QUARANTINE,
             "urls.blocklisted": Verdict.QUARANTINE,
             "rspamd.reject": Verdict.REJECT,
+            "bec.invoice_near_duplicate": Verdict.QUARANTINE,
         },
         description=(
             "Finding code (e.g. `bec.bank_change`) or stage name (e.g. `clamd`) mapped to the verdict it imposes, "
@@ -86,6 +87,29 @@ class HijackSettings(StageSettings):
     retention_days: int = Field(default=180, ge=1, description="Days a thread is remembered.")
 
 
+class AttachmentTextSettings(BaseModel):
+    """Bounds on reading the text of PDF, OOXML and ODF attachments for the fraud stages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Read document attachments' text for bank details.")
+    max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest attachment read; a larger one is unreadable."
+    )
+    max_pages: int = Field(default=50, ge=1, description="Most pages of a PDF (parts of a document) read.")
+    max_chars: int = Field(default=200_000, ge=1000, description="Most characters of text kept per attachment.")
+    max_member_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes one zip member or PDF stream may unpack to; past it the document is unreadable.",
+    )
+    max_ratio: int = Field(default=200, ge=2, description="Largest compression ratio of a zip member (past 1 MiB).")
+    seconds: float = Field(
+        default=2.0, gt=0, description="Time budget per attachment, checked between pages; past it the rest is unread."
+    )
+    max_documents: int = Field(default=10, ge=1, description="Most document attachments read per message.")
+
+
 class BecSettings(StageSettings):
     """Invoice fraud and impersonation: bank details, lookalike domains, display names, freemail."""
 
@@ -96,6 +120,22 @@ class BecSettings(StageSettings):
         default_factory=list,
         description="Partner domains to protect from lookalikes, besides the protected domains and known senders.",
     )
+    attachment_text: AttachmentTextSettings = Field(
+        default_factory=AttachmentTextSettings, description="Reading bank details in document attachments."
+    )
+    near_duplicate_similarity: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Estimated Jaccard similarity from which two documents are near-duplicates (MinHash of shingles).",
+    )
+    near_duplicate_days: int = Field(
+        default=60, ge=1, description="Days a document's fingerprint is compared with later documents."
+    )
+
+
+class BecWordingSettings(StageSettings):
+    """Payment requests with urgency or secrecy from free mail or newly seen domains (no directory match needed)."""
 
 
 class ClamdSettings(StageSettings):
@@ -174,6 +214,9 @@ class FilterSettings(BaseModel):
     urls: UrlSettings = Field(default_factory=UrlSettings, description="URL stage.")
     hijack: HijackSettings = Field(default_factory=HijackSettings, description="Reply-chain hijack stage.")
     bec: BecSettings = Field(default_factory=BecSettings, description="BEC and invoice fraud stage.")
+    bec_wording: BecWordingSettings = Field(
+        default_factory=BecWordingSettings, description="BEC wording stage (payment pressure from unknown senders)."
+    )
     compromise: StageSettings = Field(
         default_factory=StageSettings,
         description="Compromised-mailbox stage: hijacked replies and bank-detail changes in outbound mail.",

@@ -20,6 +20,7 @@ from continuity.config.types import parse_host_port
 from continuity.filters.attachments import ArchiveLimits, AttachmentStage
 from continuity.filters.auth import AuthStage
 from continuity.filters.bec import BecStage, Identities, builtin_freemail, normalize_name
+from continuity.filters.bec_wording import BecWordingStage
 from continuity.filters.clamd import ClamdStage
 from continuity.filters.compromise import CompromiseStage
 from continuity.filters.domains import DomainFeed
@@ -128,6 +129,16 @@ class FilterService:
                     BecStage(self.memory, self.identities, freemail, partners, self.executor),
                     config.bec.timeout,
                     config.bec.fail_open,
+                )
+            )
+        if config.bec_wording.enabled:
+            freemail = DomainFeed(config.bec.freemail_lists, builtin=builtin_freemail())
+            partners = frozenset(domain.lower() for domain in config.bec.correspondent_domains)
+            stages.append(
+                StageConfig(
+                    BecWordingStage(self.memory, domains, freemail, partners),
+                    config.bec_wording.timeout,
+                    config.bec_wording.fail_open,
                 )
             )
         if config.compromise.enabled:
