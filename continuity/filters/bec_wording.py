@@ -127,7 +127,7 @@ def wording_finding(wording: PressureWording, freemail: bool, sender_domain: str
     """The finding for a payment request under pressure from an unknown or free-mail sender (None without one)."""
     if wording.payment is None or (wording.urgency is None and wording.secrecy is None):
         return None
-    score = 2.0 + (2.0 if wording.urgency else 0.0) + (2.0 if wording.secrecy else 0.0) + (1.0 if freemail else 0.0)
+    score = 4.0 + (2.0 if wording.urgency else 0.0) + (2.0 if wording.secrecy else 0.0) + (1.0 if freemail else 0.0)
     origin = "a free webmail address" if freemail else "a domain not seen before"
     evidence = tuple(
         f"{kind}: {phrase}"
