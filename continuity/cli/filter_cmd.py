@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import click
@@ -17,7 +18,13 @@ from rich.table import Table
 from continuity.cli.context import EXIT_USAGE, CliContext, console, fail, pass_context, run_async
 from continuity.core.evaluation import Outcome, confusion, is_negative, score
 from continuity.core.pipeline import Direction, Envelope, Verdict
-from continuity.services.filter_eval import envelope_from_headers, evaluate_corpus, read_message
+from continuity.services.filter_eval import (
+    FindingScore,
+    envelope_from_headers,
+    evaluate_corpus,
+    finding_scores,
+    read_message,
+)
 from continuity.services.filter_setup import FilterService
 from continuity.services.filtering import PipelineResult
 from continuity.store.protocol import Store
@@ -126,6 +133,16 @@ def check_command(
     click.echo(result.header_block.decode("ascii", "replace").rstrip())
 
 
+def _finding_json(item: FindingScore) -> dict[str, float | int]:
+    return {
+        "fired_bad": item.fired_bad,
+        "fired_good": item.fired_good,
+        "precision": item.precision,
+        "recall": item.recall,
+        "false_positive_rate": item.false_positive_rate,
+    }
+
+
 def _print_eval(outcomes: list[Outcome], threshold: Verdict, show_misses: bool) -> None:
     table = Table("Label", *[verdict.value for verdict in Verdict], "Total", "Flagged")
     for label, counts in sorted(confusion(outcomes).items()):
@@ -147,6 +164,19 @@ def _print_eval(outcomes: list[Outcome], threshold: Verdict, show_misses: bool) 
         f"(TP {scores.true_positives}, FP {scores.false_positives}, "
         f"FN {scores.false_negatives}, TN {scores.true_negatives})"
     )
+    stages, codes = finding_scores(outcomes)
+    table = Table("Stage / finding", "Fired on bad", "Fired on good", "Precision", "Recall", "FP rate")
+    for item in stages + codes:
+        table.add_row(
+            item.name,
+            str(item.fired_bad),
+            str(item.fired_good),
+            f"{item.precision:.3f}",
+            f"{item.recall:.3f}",
+            f"{item.false_positive_rate:.4f}",
+        )
+    console().print(table)
+    click.echo("Per stage and finding: precision = fired on bad / fired; recall = fired on bad / bad messages.")
     if show_misses:
         for outcome in outcomes:
             flagged = outcome.verdict.rank >= threshold.rank
@@ -156,6 +186,16 @@ def _print_eval(outcomes: list[Outcome], threshold: Verdict, show_misses: bool) 
                     f"  {kind}: {outcome.label}/{outcome.name} {outcome.verdict.value} "
                     f"{outcome.score:g} {','.join(outcome.codes) or '-'}"
                 )
+
+
+def flush_memory(service: FilterService) -> Callable[[], Awaitable[None]]:
+    """Write what the history taught and drop the cached frequent-sender domains, read before it was written."""
+
+    async def flush() -> None:
+        await service.memory.flush()
+        service.memory.forget_cached()
+
+    return flush
 
 
 @filter_group.command("eval")
@@ -189,7 +229,7 @@ def eval_command(context: CliContext, directory: Path, threshold: str, misses: b
             service = FilterService(settings, store.filter_memory, configured.mailboxes)
             try:
                 await service.start(background=False)
-                return await evaluate_corpus(service.pipeline, directory, flush=service.memory.flush)
+                return await evaluate_corpus(service.pipeline, directory, flush=flush_memory(service))
             finally:
                 await service.stop()
         finally:
@@ -205,6 +245,8 @@ def eval_command(context: CliContext, directory: Path, threshold: str, misses: b
             "recall": scores.recall,
             "f1": scores.f1,
             "false_positive_rate": scores.false_positive_rate,
+            "stages": {item.name: _finding_json(item) for item in finding_scores(outcomes)[0]},
+            "findings": {item.name: _finding_json(item) for item in finding_scores(outcomes)[1]},
             "confusion": {
                 label: {v.value: counts.get(v, 0) for v in Verdict} for label, counts in confusion(outcomes).items()
             },
