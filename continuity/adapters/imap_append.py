@@ -51,6 +51,12 @@ _UID = re.compile(rb"UID (\d+)")
 _APPENDUID = re.compile(r"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 # An APPEND's deadline grows by a second per this many bytes of message (a 2 Mbit/s link).
 _APPEND_BYTES_PER_SECOND = 256 * 1024
+# Set on every replayed copy: the user's client sends no read receipt again for old mail.
+REPLAYED_FLAG = "$MDNSent"
+
+
+def _replayed(flags: tuple[str, ...]) -> tuple[str, ...]:
+    return flags if REPLAYED_FLAG in flags else (*flags, REPLAYED_FLAG)
 
 
 class ImapSessionError(Exception):
@@ -176,8 +182,13 @@ class MailboxSession:
     # -- delivering -------------------------------------------------------------------------
 
     async def append(self, folder: str, data: bytes, flags: tuple[str, ...], date: float) -> Attempt:
-        """APPEND data into folder (created when missing) with flags and INTERNALDATE date."""
+        """APPEND data into folder (created when missing) with flags, $MDNSent and INTERNALDATE date.
+
+        Exchange may drop ``\\Flagged`` given in APPEND: when the server named the new copy's UID
+        (APPENDUID), ``\\Flagged`` is set again with STORE.
+        """
         started = time.monotonic()
+        flags = _replayed(flags)
         try:
             check_literal(data)
             name = mailbox_argument(folder)
@@ -194,16 +205,26 @@ class MailboxSession:
                 self._known.add(folder)
                 uid = _APPENDUID.search(text)
                 detail = f"appended to {folder}" + (f" (UID {uid.group(2)}, validity {uid.group(1)})" if uid else "")
+                if uid and "\\Flagged" in flags:
+                    detail += await self._flag_again(folder, int(uid.group(2)))
                 return Attempt(OutcomeKind.DELIVERED, detail, latency=time.monotonic() - started)
             if response.result == "NO" and "[TRYCREATE]" in text.upper():
                 problem = await self.create(folder)
                 if problem is not None:
                     return problem
                 continue
-            if response.result == "NO":
-                return Attempt(classify_imap_no(text), f"APPEND to {folder}: {text}"[:300])
+            if response.result == "NO" or classify_imap_no(text) is OutcomeKind.THROTTLED:
+                # Exchange Online answers a throttled mailbox "BAD Request is throttled. Suggested Backoff ...".
+                return Attempt(classify_imap_no(text), f"APPEND to {folder}: {response.result} {text}"[:300])
             return Attempt(OutcomeKind.FAILED, f"APPEND to {folder} answered {response.result}: {text}"[:300])
         return Attempt(OutcomeKind.DEFERRED, f"APPEND to {folder}: the folder could not be created")
+
+    async def _flag_again(self, folder: str, uid: int) -> str:
+        """STORE \\Flagged on the new copy uid in folder; a note for the outcome's detail."""
+        if not await self._select(folder):
+            return "; \\Flagged not set again (cannot select the folder)"
+        response = await self._call("STORE", self._client.uid("store", str(uid), "+FLAGS.SILENT", "(\\Flagged)"))
+        return "" if response.result == "OK" else f"; STORE \\Flagged answered {response.result}"
 
     async def create(self, folder: str) -> Attempt | None:
         """Create folder; None when it exists now, otherwise why not."""
@@ -293,7 +314,7 @@ class MailboxSession:
         """Give the copy uid in uid_folder these flags and move it to folder (resync after a webmail change)."""
         if not await self._select(uid_folder):
             return Attempt(OutcomeKind.DEFERRED, f"cannot select {uid_folder}")
-        response = await self._call("STORE", self._client.uid("store", str(uid), "FLAGS", flag_list(flags)))
+        response = await self._call("STORE", self._client.uid("store", str(uid), "FLAGS", flag_list(_replayed(flags))))
         if response.result != "OK":
             return Attempt(OutcomeKind.DEFERRED, f"STORE in {uid_folder}: {_text(response.lines)}"[:300])
         if folder == uid_folder:

@@ -154,9 +154,26 @@ class ReplaySettings(BaseModel):
     smtp_tls: TlsPolicy = Field(default=TlsPolicy.OPPORTUNISTIC, description="TLS policy of SMTP replay.")
     concurrency: int = Field(default=4, ge=1, le=64, description="Most deliveries in flight at once (connections).")
     connections_per_mailbox: int = Field(
-        default=2, ge=1, le=16, description="Most IMAP connections to one mailbox at once."
+        default=2, ge=1, le=16, description="Most IMAP connections (deliveries in flight) to one mailbox at once."
     )
     rate: float = Field(default=50.0, ge=0, description="Most messages per second (0: no limit).")
+    mailbox_rate: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "Most messages per second into one mailbox (0: no limit); Exchange throttles per mailbox, and a "
+            "throttled mailbox is paused alone for the backoff the server suggests."
+        ),
+    )
+    max_message_size: int = Field(
+        default=35 * 1024 * 1024,
+        ge=1024,
+        le=150 * 1024 * 1024,
+        description=(
+            "Largest message (bytes) replayed by IMAP; a bigger one fails at once with the reason in the "
+            "manifest and status (Exchange Online: 35 MB by default, 150 MB at most)."
+        ),
+    )
     batch: int = Field(default=50, ge=1, le=1000, description="Messages claimed per mailbox at once.")
     timeout: float = Field(
         default=60.0,

@@ -40,6 +40,35 @@ def suggested_backoff(text: str) -> float | None:
     return amount / 1000 if found.group(2).lower() in ("milliseconds", "ms") else float(amount)
 
 
+def predict_duration(
+    remaining: dict[str, int], rate: float | None, lanes: int, waits: dict[str, float] | None = None
+) -> float | None:
+    """Predicted seconds until remaining (copies left per mailbox) are delivered; None when rate is unknown.
+
+    Each mailbox takes its copies at rate (messages per second into one mailbox) after its
+    wait (a throttling pause); ``lanes`` mailboxes go on at once (the global concurrency).
+    The run lasts at least its longest mailbox and at least the sum spread over the lanes.
+    """
+    left = {mailbox: count for mailbox, count in remaining.items() if count > 0}
+    if not left:
+        return 0.0
+    if rate is None or rate <= 0:
+        return None
+    durations = [(waits or {}).get(mailbox, 0.0) + count / rate for mailbox, count in left.items()]
+    return max(max(durations), math.fsum(durations) / max(1, lanes))
+
+
+def observed_mailbox_rate(delivered: int, elapsed: float, lanes: int, mailboxes: int) -> float | None:
+    """Messages per second one mailbox took, from a run's deliveries so far; None before there are a few.
+
+    The run's throughput was spread over the mailboxes replayed at once: the lanes, or fewer
+    when fewer mailboxes had work.
+    """
+    if delivered < 3 or elapsed <= 0:
+        return None
+    return delivered / elapsed / max(1, min(lanes, mailboxes))
+
+
 @dataclass(frozen=True, slots=True)
 class MailboxLimits:
     """Per-mailbox ceilings and reactions (from [replay])."""
@@ -126,25 +155,10 @@ class MailboxFlows:
         return rates[len(rates) // 2] if rates else None
 
     def predicted_seconds(self, remaining: dict[str, int], lanes: int, now: float) -> float | None:
-        """Predicted seconds until remaining (copies left per mailbox) are delivered; None when unknown.
-
-        Each mailbox takes its copies at the observed per-mailbox rate (or mailbox_rate before
-        any is observed), waiting out its pause first; ``lanes`` mailboxes go on at once (the
-        global concurrency). The run lasts at least its longest mailbox and at least the sum
-        spread over the lanes.
-        """
+        """predict_duration at the observed per-mailbox rate (mailbox_rate before one is observed), after pauses."""
         rate = self.observed_rate() or (self.limits.rate if self.limits.rate > 0 else None)
-        left = {mailbox: count for mailbox, count in remaining.items() if count > 0}
-        if not left:
-            return 0.0
-        if rate is None or rate <= 0:
-            return None
-        durations = []
-        for mailbox, count in left.items():
-            state = self._mailboxes.get(mailbox)
-            wait = max(0.0, state.paused_until - now) if state is not None else 0.0
-            durations.append(wait + count / rate)
-        return max(max(durations), math.fsum(durations) / max(1, lanes))
+        waits = {mailbox: max(0.0, state.paused_until - now) for mailbox, state in self._mailboxes.items()}
+        return predict_duration(remaining, rate, lanes, waits)
 
     def describe(self) -> str:
         """One sentence for status output."""

@@ -8,6 +8,12 @@ durable (group commit) before the worker moves on. Every delivery passes the flo
 control first: a slot in the window, then the rate and any pause. When the primary's reply
 breaks a bound (continuity.adapters.imap_guard) the pass gives up on it: the item in hand
 and the rest of the batch are deferred by the retry rules and ``gave_up`` says why.
+
+IMAP deliveries also pass the mailbox's own flow control (continuity.core.replay_mailbox_flow):
+its rate slot first; when the mailbox is throttled (Exchange's per-mailbox budget) or its
+connection breaks, that mailbox alone pauses (for the server's suggested backoff, or doubling
+pauses) and the rest of its batch waits for the pause, so the worker moves on to other
+mailboxes. A message over ``max_message_size`` fails at once with the reason.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from continuity.adapters.imap_append import ImapSessionError, ImapTarget, Mailbo
 from continuity.adapters.smtp_kept_session import SmtpSession
 from continuity.core.replay_flow import FlowControl
 from continuity.core.replay_journal import Attempt, OutcomeKind, RetryPolicy, classify_smtp, resolve
+from continuity.core.replay_mailbox_flow import MailboxFlows, MailboxLimits, mailbox_throttle
 from continuity.core.replay_plan import Candidate, FolderMap, join_path, marker_value, plan_item
 from continuity.core.replay_records import ItemUpdate, JournalItem
 from continuity.services.replay_gate import LOOK_AHEAD, READ_AHEAD, GateAction, ReplayGate
@@ -77,6 +84,8 @@ class DeliveryContext:
     check_always: bool
     clock: Callable[[], float] = time.time
     stopping: Callable[[], bool] = lambda: False
+    mailboxes: MailboxFlows = field(default_factory=lambda: MailboxFlows(MailboxLimits(0.0, 1.0, 300.0)))
+    max_message_size: int = 0  # bytes; 0: no limit
     delivered: int = 0
     bytes_sent: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -189,6 +198,17 @@ async def _imap_items(
         if decision.action is GateAction.DEFER:
             await context.settle(item, Attempt(OutcomeKind.DEFERRED, decision.reason))
             continue
+        if context.max_message_size and item.size > context.max_message_size:
+            reason = (
+                f"message of {item.size} bytes is over [replay] max_message_size ({context.max_message_size} bytes); "
+                "not replayed (copy it by hand, or raise the primary's limit and the setting)"
+            )
+            await context.settle(item, Attempt(OutcomeKind.FAILED, reason))
+            log.warning("replay %s -> %s: %s", item.queue_id, mailbox, reason)
+            continue
+        wait = context.mailboxes.delay(mailbox, time.monotonic())
+        if wait > 0:
+            await asyncio.sleep(wait)
         await context.slots.acquire()
         try:
             if session is None:
@@ -206,14 +226,30 @@ async def _imap_items(
         except ImapSessionError as exc:
             await _drop(session)
             session = None
-            attempt, placed = Attempt(exc.kind, exc.detail), ""
             context.give_up(exc)
+            # The server hung up (Exchange does after repeated errors): reconnect after a pause, doubling.
+            pause = context.mailboxes.throttled(mailbox, time.monotonic(), f"connection lost: {exc.detail}")
+            await context.settle(item, Attempt(exc.kind, exc.detail), "", pause)
+            for rest in items[index + 1 :]:
+                await context.settle(rest, Attempt(OutcomeKind.THROTTLED, "waiting to reconnect"), "", pause)
+            log.info("replay into %s: %s (%s); reconnecting in %gs", mailbox, exc.kind.value, exc.detail, pause)
+            return None
         finally:
             await context.slots.release()
+        if attempt.kind is OutcomeKind.THROTTLED and mailbox_throttle(attempt.detail):
+            pause = context.mailboxes.throttled(mailbox, time.monotonic(), attempt.detail)
+            for rest in items[index:]:
+                await context.settle(
+                    rest, attempt if rest is item else Attempt(attempt.kind, "mailbox throttled"), "", pause
+                )
+            log.info("replay into %s throttled: %s; this mailbox waits %gs", mailbox, attempt.detail, pause)
+            return session
         pause = context.slots.observe(attempt)
         delivered = attempt.kind in (OutcomeKind.DELIVERED, OutcomeKind.ALREADY_THERE)
+        if delivered:
+            context.mailboxes.succeeded(mailbox, time.monotonic())
         await context.settle(item, attempt, placed if delivered else "", pause)
-        if attempt.kind is not OutcomeKind.DELIVERED and attempt.kind is not OutcomeKind.ALREADY_THERE:
+        if not delivered:
             log.info("replay %s -> %s: %s (%s)", item.queue_id, mailbox, attempt.kind.value, attempt.detail)
     return session
 

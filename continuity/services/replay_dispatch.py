@@ -2,7 +2,8 @@
 
 A worker claims a batch (durably marked ``delivering``) of one mailbox, preferring the
 mailbox its IMAP session is already logged in to, and never more than
-``connections_per_mailbox`` workers on one mailbox; SMTP batches may mix mailboxes. A
+``connections_per_mailbox`` workers on one mailbox, and none on a mailbox that waits out
+a throttling pause (continuity.core.replay_mailbox_flow); SMTP batches may mix mailboxes. A
 worker ends when nothing is due and the run's planning, which goes on beside the first deliveries, is
 done.
 
@@ -72,6 +73,8 @@ class Dispatcher:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._busy: dict[str, int] = {}
+        # Whether a mailbox waits out a throttling pause (its own flow control): not claimed meanwhile.
+        self._paused: Callable[[str], bool] | None = None
 
     async def deliver(
         self,
@@ -82,6 +85,7 @@ class Dispatcher:
     ) -> int:
         """Deliver every due item of run, and those planning still adds; returns how many were delivered."""
         due = DueMailboxes(self._store, run.id, self._clock)
+        self._paused = lambda mailbox: context.mailboxes.paused(mailbox, time.monotonic())
         workers = [
             self._worker(context, run, channels, due, planning) for _ in range(self._settings.replay.concurrency)
         ]
@@ -101,7 +105,12 @@ class Dispatcher:
                         return channel, "", items
                     continue
                 listed = await due.current()
-                free = [mailbox for mailbox in listed if self._busy.get(mailbox, 0) < replay.connections_per_mailbox]
+                free = [
+                    mailbox
+                    for mailbox in listed
+                    if self._busy.get(mailbox, 0) < replay.connections_per_mailbox
+                    and not (self._paused is not None and self._paused(mailbox))
+                ]
                 if not free:
                     continue
                 mailbox = preferred if preferred in free else free[0]

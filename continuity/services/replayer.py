@@ -31,6 +31,7 @@ from continuity.config.types import HostPort
 from continuity.core.failover import FailoverRecord
 from continuity.core.replay_flow import FlowControl, FlowLimits
 from continuity.core.replay_journal import RetryPolicy
+from continuity.core.replay_mailbox_flow import MailboxFlows, MailboxLimits
 from continuity.core.replay_plan import Channel
 from continuity.core.replay_records import ItemUpdate, ReplayRun, RunKind, RunStatus
 from continuity.errors import ContinuityError
@@ -103,6 +104,9 @@ class ReplayService:
                        replay.latency_factor)
         )  # fmt: skip
         self._slots = FlowSlots(self.flow)
+        self.mailbox_flows = MailboxFlows(
+            MailboxLimits(replay.mailbox_rate, replay.throttle_pause, replay.throttle_pause_max)
+        )
         self._workers: ProcessPipeline | None = None
         self.gate = ReplayGate(store, self._evaluator(pipeline))
         primary = PrimaryAddresses(settings.primary.host, replay.primary_networks)
@@ -181,6 +185,8 @@ class ReplayService:
             return ReplayProgress(True, f"nothing to replay (run {run.id})")
         status = await quick_status(self._store, run)
         flow = f"; flow: {self.flow.describe()}" if self.flow.throttles or self.flow.slowdowns else ""
+        if self.mailbox_flows.throttles:
+            flow += f"; per mailbox: {self.mailbox_flows.describe()}"
         return ReplayProgress(False, describe(status, self.settings, self.imap is not None) + flow)
 
     # -- status and operator actions ---------------------------------------------------------
@@ -309,6 +315,8 @@ class ReplayService:
             imap=self.imap,
             check_always=self.settings.replay.dedup_check is DedupCheck.ALWAYS,
             clock=self._clock,
+            mailboxes=self.mailbox_flows,
+            max_message_size=self.settings.replay.max_message_size,
         )
         context.stopping = lambda: (
             self._stopping or bool(context.gave_up) or replay_mode(self.settings, self._state()) is not run.kind

@@ -6,6 +6,12 @@ an APPEND beyond the budget is answered ``NO [LIMIT] Server busy`` (Exchange Onl
 terminates TLS with the stand-in's certificate, forwards everything to Dovecot over TLS,
 and, on a schedule counted in forwarded APPENDs, first refuses every APPEND for a while,
 then delays each one. It records when it refused and forwarded.
+
+It also plays Exchange Online's per-mailbox budget: with ``mailbox_rate`` set, each
+mailbox (named by the LOGIN of its connection, ``user*master``) in ``limited`` (every one
+when empty) takes at most that many APPENDs per second; an APPEND sooner is answered
+``NO [THROTTLED] Request is throttled. Suggested Backoff Time: N milliseconds`` (N: until
+the mailbox's next slot), and the refusal and its hint are recorded per mailbox.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 from tests.support.ports import free_port
 
 _LITERAL = re.compile(rb"\{(\d+)(\+?)\}\r\n$")
+_LOGIN_USER = re.compile(rb'^"?([^"*\s]+)')
 
 
 class ThrottlingImapProxy:
@@ -42,6 +49,13 @@ class ThrottlingImapProxy:
         self.busy_until = 0.0
         self.refused: list[float] = []
         self.forwarded: list[float] = []
+        # Exchange Online's per-mailbox budget (see the module docstring).
+        self.mailbox_rate = 0.0
+        self.limited: set[str] = set()
+        self._next_slot: dict[str, float] = {}
+        self.mailbox_refused: dict[str, list[tuple[float, float]]] = {}  # (when, suggested backoff seconds)
+        self.mailbox_forwarded: dict[str, list[float]] = {}
+        self.appended_bytes: dict[str, list[int]] = {}
 
     async def start(self) -> None:
         """Listen."""
@@ -62,6 +76,16 @@ class ThrottlingImapProxy:
     def _slow(self, now: float) -> bool:
         return bool(self.busy_until) and now >= self.busy_until and self.slow_appends > 0
 
+    def _over_budget(self, mailbox: str, now: float) -> float:
+        """Seconds until mailbox may append again (0: now, and the slot is taken)."""
+        if self.mailbox_rate <= 0 or (self.limited and mailbox not in self.limited):
+            return 0.0
+        slot = self._next_slot.get(mailbox, 0.0)
+        if now < slot:
+            return slot - now
+        self._next_slot[mailbox] = now + 1.0 / self.mailbox_rate
+        return 0.0
+
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):
             while data := await reader.read(65536):
@@ -74,12 +98,28 @@ class ThrottlingImapProxy:
             "127.0.0.1", self._upstream, ssl=self._client_tls, server_hostname="127.0.0.1"
         )
         pump = asyncio.create_task(self._pump(up_reader, writer))
+        mailbox = ""
         try:
             while line := await reader.readline():
                 tag, _, rest = line.partition(b" ")
-                command = rest.split(b" ", 1)[0].upper()
+                command, _, arguments = rest.partition(b" ")
+                command = command.upper()
                 literal = _LITERAL.search(line)
                 now = time.monotonic()
+                if command == b"LOGIN" and (user := _LOGIN_USER.match(arguments)):
+                    mailbox = user.group(1).decode("ascii", "replace")
+                if command == b"APPEND" and (wait := self._over_budget(mailbox, now)) > 0:
+                    backoff = max(1, round(wait * 1000))
+                    self.mailbox_refused.setdefault(mailbox, []).append((now, backoff / 1000))
+                    if literal and literal.group(2):  # LITERAL+: the data follows regardless
+                        await reader.readexactly(int(literal.group(1)) + 2)
+                    writer.write(
+                        tag
+                        + b" NO [THROTTLED] Request is throttled. Suggested Backoff Time: "
+                        + str(backoff).encode()
+                        + b" milliseconds\r\n"
+                    )
+                    continue
                 if command == b"APPEND" and self._busy(now):
                     self.refused.append(now)
                     if literal and literal.group(2):  # LITERAL+: the data follows regardless
@@ -91,6 +131,9 @@ class ThrottlingImapProxy:
                         self.slow_appends -= 1
                         await asyncio.sleep(self.slow_delay)
                     self.forwarded.append(time.monotonic())
+                    self.mailbox_forwarded.setdefault(mailbox, []).append(time.monotonic())
+                    if literal:
+                        self.appended_bytes.setdefault(mailbox, []).append(int(literal.group(1)))
                 up_writer.write(line)
                 if literal:
                     # The client sends the literal once Dovecot's "+" reached it through the pump.

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from continuity.core.replay_mailbox_flow import MailboxFlows, MailboxLimits, mailbox_throttle, suggested_backoff
+from continuity.core.replay_mailbox_flow import (
+    MailboxFlows,
+    MailboxLimits,
+    mailbox_throttle,
+    observed_mailbox_rate,
+    predict_duration,
+    suggested_backoff,
+)
 
 EXO_BAD = "BAD Request is throttled. Suggested Backoff Time: 1234 milliseconds"
 
@@ -64,3 +71,17 @@ def test_prediction_counts_a_pause_and_is_unknown_without_any_rate() -> None:
     assert flows.predicted_seconds({"m0": 2}, lanes=1, now=0.0) == pytest.approx(7.0)
     unlimited = MailboxFlows(MailboxLimits(rate=0.0, pause=1.0, pause_max=60.0))
     assert unlimited.predicted_seconds({"m0": 2}, lanes=1, now=0.0) is None
+
+
+def test_observed_mailbox_rate_spreads_the_throughput_over_the_mailboxes_replayed_at_once() -> None:
+    assert observed_mailbox_rate(delivered=2, elapsed=10.0, lanes=4, mailboxes=10) is None
+    assert observed_mailbox_rate(delivered=160, elapsed=10.0, lanes=4, mailboxes=10) == pytest.approx(4.0)
+    assert observed_mailbox_rate(delivered=40, elapsed=10.0, lanes=4, mailboxes=1) == pytest.approx(4.0)
+
+
+def test_the_floor_of_the_benchmark_is_what_predict_duration_gives() -> None:
+    # 1,000 mailboxes x 20 messages at 4 msg/s each, 64 at once: ceil(1000 / 64) rounds of 5 s is the floor.
+    remaining = {f"m{n}": 20 for n in range(1000)}
+    predicted = predict_duration(remaining, 4.0, 64)
+    assert predicted == pytest.approx(1000 * 5.0 / 64)
+    assert predicted is not None and predicted <= 16 * 5.0
