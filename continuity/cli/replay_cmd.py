@@ -29,7 +29,7 @@ from continuity.services.filter_setup import FilterService
 from continuity.services.replay_local import LocalReplay
 from continuity.services.replay_preview import confirm_restoration, dry_run, run_preview
 from continuity.services.replay_runs import RunKeeper
-from continuity.services.replay_status import collect_status
+from continuity.services.replay_status import Pace, collect_status
 from continuity.store.factory import open_store
 from continuity.store.protocol import Store
 
@@ -58,10 +58,10 @@ async def _confirm(store: Store, run: ReplayRun, yes: bool, note: str, limit: in
     return True
 
 
-async def _tick(store: Store, view: ProgressView, run_id: int | None) -> None:
+async def _tick(store: Store, view: ProgressView, run_id: int | None, pace: Pace) -> None:
     while True:
         run = await store.replay.get_run(run_id) if run_id is not None else await store.replay.latest_run()
-        view.update(await collect_status(store, run))
+        view.update(await collect_status(store, run, pace))
         await asyncio.sleep(0.5)
 
 
@@ -89,7 +89,7 @@ async def _here(local: LocalReplay, yes: bool, note: str, limit: int) -> int:
     if run is not None and run.needs_confirmation and not await _confirm(local.store, run, yes, note, limit):
         return EXIT_FAILED
     with ProgressView() as view:
-        ticker = asyncio.create_task(_tick(local.store, view, run.id if run else None))
+        ticker = asyncio.create_task(_tick(local.store, view, run.id if run else None, Pace.of(local.replay.settings)))
         try:
             run = await local.replay.run_until_complete()
         finally:
@@ -114,11 +114,12 @@ async def _watch(settings: Settings, yes: bool, note: str, limit: int) -> int:
             run = await keeper.restoration_run(await store.failover.load())
         if run.needs_confirmation and not await _confirm(store, run, yes, note, limit):
             return EXIT_FAILED
+        pace = Pace.of(settings)
         with ProgressView() as view:
             while True:
                 record = await store.failover.load()
                 run = await store.replay.get_run(run.id) or run
-                view.update(await collect_status(store, run))
+                view.update(await collect_status(store, run, pace))
                 if run.status is RunStatus.COMPLETED or record.state is not FailoverState.RESTORING:
                     break
                 await asyncio.sleep(0.5)
@@ -177,7 +178,7 @@ def status_command(context: CliContext, as_json: bool) -> None:
     """The latest replay run, with counts per mailbox and outcome."""
 
     async def work(store: Store) -> dict[str, object]:
-        status = await collect_status(store, await store.replay.latest_run())
+        status = await collect_status(store, await store.replay.latest_run(), Pace.of(context.settings()))
         if not as_json:
             print_status(status)
         return status.as_json()

@@ -90,6 +90,8 @@ def print_status(status: ReplayStatus) -> None:
         click.echo(f"Reconciliation: {status.unaccounted} standby copy(ies) without a final outcome")
     if status.next_retry:
         click.echo(f"Next retry: {_when(status.next_retry)}")
+    if status.prediction is not None and status.remaining:
+        click.echo(f"Predicted:  {status.prediction.sentence()}")
     states = list(ItemState)
     table = Table("Mailbox", *(state.value for state in states))
     for progress in status.mailboxes:
@@ -106,8 +108,16 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:.1f} msg/s" if speed else "- msg/s")
 
 
+class PredictedColumn(ProgressColumn):
+    """The predicted rest of the run (per-mailbox rates and the plan), which rich's own ETA cannot know."""
+
+    def render(self, task: Task) -> Text:
+        predicted = task.fields.get("predicted")
+        return Text(f"predicted {predicted}" if predicted else "")
+
+
 class ProgressView:
-    """A rich progress bar with rate and ETA on a terminal; a line every few seconds otherwise."""
+    """A rich progress bar with rate, ETA and the predicted rest on a terminal; a line every few seconds otherwise."""
 
     def __init__(self, interactive: bool | None = None, output: Console | None = None) -> None:
         self.interactive = sys.stdout.isatty() if interactive is None else interactive
@@ -120,10 +130,10 @@ class ProgressView:
         if self.interactive:
             self._progress = Progress(
                 TextColumn("[bold]replay[/bold]"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                TextColumn("ETA"), TimeRemainingColumn(), console=self._output or console(),
+                TextColumn("ETA"), TimeRemainingColumn(), PredictedColumn(), console=self._output or console(),
             )  # fmt: skip
             self._progress.start()
-            self._task = self._progress.add_task("replay", total=None)
+            self._task = self._progress.add_task("replay", total=None, predicted="")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -134,8 +144,9 @@ class ProgressView:
         """Show how far the replay is."""
         done = sum(status.total(state) for state in (ItemState.DELIVERED, ItemState.HELD, ItemState.FAILED))
         total = done + status.remaining
+        prediction = status.prediction.sentence() if status.prediction is not None and status.remaining else ""
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=done, total=total or None)
+            self._progress.update(self._task, completed=done, total=total or None, predicted=prediction)
             return
         now = time.monotonic()
         if now - self._last_line >= 5.0:
@@ -143,5 +154,5 @@ class ProgressView:
             click.echo(
                 f"replay: {done} of {total} done ({status.total(ItemState.DELIVERED)} delivered, "
                 f"{status.total(ItemState.HELD)} held, {status.total(ItemState.FAILED)} failed, "
-                f"{status.total(ItemState.DEFERRED)} deferred)"
+                f"{status.total(ItemState.DEFERRED)} deferred)" + (f"; predicted {prediction}" if prediction else "")
             )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 # Exchange Online: "Request is throttled. Suggested Backoff Time: 1234 milliseconds".
@@ -41,7 +42,7 @@ def suggested_backoff(text: str) -> float | None:
 
 
 def predict_duration(
-    remaining: dict[str, int], rate: float | None, lanes: int, waits: dict[str, float] | None = None
+    remaining: Mapping[str, float], rate: float | None, lanes: int, waits: Mapping[str, float] | None = None
 ) -> float | None:
     """Predicted seconds until remaining (copies left per mailbox) are delivered; None when rate is unknown.
 
@@ -154,7 +155,7 @@ class MailboxFlows:
         )
         return rates[len(rates) // 2] if rates else None
 
-    def predicted_seconds(self, remaining: dict[str, int], lanes: int, now: float) -> float | None:
+    def predicted_seconds(self, remaining: Mapping[str, float], lanes: int, now: float) -> float | None:
         """predict_duration at the observed per-mailbox rate (mailbox_rate before one is observed), after pauses."""
         rate = self.observed_rate() or (self.limits.rate if self.limits.rate > 0 else None)
         waits = {mailbox: max(0.0, state.paused_until - now) for mailbox, state in self._mailboxes.items()}

@@ -1,18 +1,85 @@
-"""Where the replay stands, for ``continuity replay status``, the progress sentence and the admin API."""
+"""Where the replay stands, for ``continuity replay status``, the progress sentence and the admin API.
+
+With the replay's pace (its concurrency and ``mailbox_rate``) the status also predicts how
+long the rest of the run takes: the copies left per mailbox at the per-mailbox rate observed
+so far in the run (``mailbox_rate`` before there is one), as many mailboxes at once as the
+concurrency allows (continuity.core.replay_mailbox_flow.predict_duration).
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from continuity.config.settings import Settings
 from continuity.core.replay_journal import ItemState
+from continuity.core.replay_mailbox_flow import observed_mailbox_rate, predict_duration
 from continuity.core.replay_records import MailboxProgress, ReplayRun
 from continuity.store.protocol import Store
 
 
 def _iso(timestamp: float) -> str | None:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds") if timestamp else None
+
+
+_OPEN = (ItemState.PENDING, ItemState.DELIVERING, ItemState.DEFERRED)
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """How fast the replay may go: mailboxes at once and messages per second into one ([replay])."""
+
+    lanes: int
+    mailbox_rate: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> Pace:
+        """The pace [replay] sets."""
+        return cls(settings.replay.concurrency, settings.replay.mailbox_rate)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """How long the rest of the run should take, and at what per-mailbox rate."""
+
+    seconds: float | None
+    mailbox_rate: float | None
+    observed: bool
+
+    def sentence(self) -> str:
+        """E.g. 'about 12 min left at 3.9 msg/s per mailbox (observed)'."""
+        if self.seconds is None:
+            return "unknown (no per-mailbox rate observed yet and no [replay] mailbox_rate)"
+        rate = f" at {self.mailbox_rate:.1f} msg/s per mailbox" if self.mailbox_rate else ""
+        source = " (observed)" if self.observed else " ([replay] mailbox_rate; none observed yet)"
+        return f"about {_duration(self.seconds)} left{rate}{source}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def predict(
+    run: ReplayRun, mailboxes: tuple[MailboxProgress, ...], unplanned: int, pace: Pace, now: float
+) -> Prediction:
+    """The rest of run's duration from its copies left per mailbox and the per-mailbox rate observed in it."""
+    remaining: dict[str, float] = {
+        progress.mailbox: sum(progress.count(state) for state in _OPEN) for progress in mailboxes
+    }
+    delivered = sum(progress.count(ItemState.DELIVERED) for progress in mailboxes)
+    active = sum(1 for progress in mailboxes if progress.count(ItemState.DELIVERED) or remaining[progress.mailbox])
+    observed = observed_mailbox_rate(delivered, now - run.started_at, pace.lanes, active)
+    rate = observed or (pace.mailbox_rate if pace.mailbox_rate > 0 else None)
+    if unplanned and remaining:
+        # Copies not planned yet: spread like those planned (their mailboxes are not known yet).
+        spread = unplanned / len(remaining)
+        remaining = {mailbox: count + spread for mailbox, count in remaining.items()}
+    return Prediction(predict_duration(remaining, rate, pace.lanes), rate, observed is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +94,7 @@ class ReplayStatus:
     totals: dict[ItemState, int] = field(default_factory=dict)
     # Standby copies without a final outcome at the last reconciliation (None: not counted).
     unaccounted: int | None = None
+    prediction: Prediction | None = None
 
     def total(self, state: ItemState) -> int:
         """Items in state, over every mailbox."""
@@ -68,6 +136,9 @@ class ReplayStatus:
             "unplanned": self.unplanned,
             "unaccounted": self.unaccounted,
             "next_retry": _iso(self.next_retry) if self.next_retry else None,
+            "predicted_seconds": None if self.prediction is None else self.prediction.seconds,
+            "predicted_mailbox_rate": None if self.prediction is None else self.prediction.mailbox_rate,
+            "predicted_rate_observed": None if self.prediction is None else self.prediction.observed,
             "mailboxes": {
                 progress.mailbox: {state.value: progress.count(state) for state in ItemState}
                 for progress in self.mailboxes
@@ -75,8 +146,10 @@ class ReplayStatus:
         }
 
 
-async def collect_status(store: Store, run: ReplayRun | None) -> ReplayStatus:
+async def collect_status(store: Store, run: ReplayRun | None, pace: Pace | None = None) -> ReplayStatus:
     """Read the status of run with its counts per mailbox and a reconciliation of the spool (works in any process).
+
+    With pace, a run not yet completed gets a prediction of how long the rest takes.
 
     Both are scans of the spool, made on the store's bulk reader: for ``continuity replay
     status`` and the admin API, not for every monitor cycle (see quick_status).
@@ -84,7 +157,12 @@ async def collect_status(store: Store, run: ReplayRun | None) -> ReplayStatus:
     mailboxes = tuple(await store.replay.progress(run.id)) if run is not None else ()
     reconciled = await store.replay.reconciliation()
     next_retry = await store.replay.next_due()
-    return ReplayStatus(run, mailboxes, reconciled.unplanned, next_retry, unaccounted=reconciled.unaccounted)
+    prediction = None
+    if pace is not None and run is not None and not run.finished_at:
+        prediction = predict(run, mailboxes, reconciled.unplanned, pace, time.time())
+    return ReplayStatus(
+        run, mailboxes, reconciled.unplanned, next_retry, unaccounted=reconciled.unaccounted, prediction=prediction
+    )
 
 
 async def quick_status(store: Store, run: ReplayRun) -> ReplayStatus:

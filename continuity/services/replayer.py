@@ -46,7 +46,7 @@ from continuity.services.replay_hook import ReplayProgress
 from continuity.services.replay_planner import PrimaryAddresses, ReplayPlanner, folder_map
 from continuity.services.replay_preview import confirm_restoration
 from continuity.services.replay_runs import RunKeeper, replay_mode
-from continuity.services.replay_status import ReplayStatus, collect_status, describe, quick_status
+from continuity.services.replay_status import Pace, ReplayStatus, collect_status, describe, quick_status
 from continuity.store.group_commit import GroupCommitter
 from continuity.store.protocol import Store
 
@@ -193,7 +193,7 @@ class ReplayService:
 
     async def status(self) -> ReplayStatus:
         """The latest run and its per-mailbox counts."""
-        return await collect_status(self._store, await self._store.replay.latest_run())
+        return await collect_status(self._store, await self._store.replay.latest_run(), Pace.of(self.settings))
 
     async def confirm(self, actor: str, note: str) -> ReplayRun | None:
         """Record an operator's confirmation of the run awaiting it; None when none waits."""
