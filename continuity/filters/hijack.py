@@ -92,7 +92,9 @@ PASSWORD_WORDS = (
     "password", "passwort", "kennwort", "pw", "pwd", "passcode", "mot de passe", "mdp", "contraseña", "clave",
     "parola d'ordine", "wachtwoord", "hasło", "haslo", "senha", "lösenord", "salasana", "パスワード", "暗証番号",
 )  # fmt: skip
-_PASSWORD_LEADS = (":", "=", "-", "\u2013", "is", "ist", "est", "es", "è", "lautet", "ist:", "est :", "is:", "は")
+_PASSWORD_LEADS = (
+    ":", "\uff1a", "=", "-", "\u2013", "is", "ist", "est", "es", "è", "lautet", "ist:", "est :", "is:", "は",
+)  # fmt: skip
 _ATTACHMENT_WORDS = (
     "attached", "attachment", "archive", "document", "file", "anhang", "angehängt", "datei", "dokument",
     "pièce jointe", "fichier", "allegato", "allegata", "adjunto", "archivo", "documento", "bijlage", "bestand",
@@ -219,7 +221,7 @@ def _value_after(following: str) -> str | None:
     rest = following.lstrip(" (")
     for lead in _PASSWORD_LEADS:
         if rest.startswith(lead) and (not lead[-1].isalpha() or rest[len(lead) : len(lead) + 1] in (" ", "")):
-            rest = rest[len(lead) :].lstrip(" :")
+            rest = rest[len(lead) :].lstrip(" :\uff1a")
             break
     tokens = rest.split(" ", 1)
     value = tokens[0].rstrip(".,;)!\"'」。")

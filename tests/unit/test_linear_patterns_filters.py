@@ -17,7 +17,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from continuity.filters import bank_details, bec, hijack, urls
+from continuity.filters import bank_details, bec, bec_wording, hijack, urls
 from continuity.filters.keywords import KeywordSet
 from tests.unit.core.test_linear_patterns import grows_linearly
 
@@ -96,3 +96,27 @@ def test_shown_host_is_linear(make: Callable[[int], str]) -> None:
 def test_keyword_sets_are_linear() -> None:
     words = KeywordSet(("account", "bank", "konto"))
     grows_linearly(lambda n: "accoun" * n, words.any_in, 50_000)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: "pw " * n,
+        lambda n: "password: " * n,
+        lambda n: "xpasswordx " * n,
+        lambda n: "hasło" + " " * n,
+        lambda n: "パスワード" * n,
+    ],
+    ids=["short-word", "word-and-colon", "unbounded", "spaces", "japanese"],
+)
+def test_password_scan_is_linear(make: Callable[[int], str]) -> None:
+    # The lure scans use no expression: a string search per word, a bounded look after each hit.
+    grows_linearly(make, hijack.password_given, 5_000)
+
+
+def test_lure_wording_scans_are_linear() -> None:
+    phrases = bec_wording.PAYMENT_PHRASES + bec_wording.URGENCY_PHRASES + bec_wording.SECRECY_PHRASES
+    grows_linearly(lambda n: "awire transfer" * n, lambda text: bec_wording.find_phrase(text, phrases), 5_000)
+    grows_linearly(lambda n: "urgent " * n, lambda text: bec_wording.pressure_wording("", text), 5_000)
+    grows_linearly(lambda n: "a" * n, lambda text: bec_wording.pressure_wording("wire transfer", text), 20_000)
+    grows_linearly(lambda n: "https://x.test/" + "a/" * n + "b.zip", hijack._lure_kind, 10_000)
