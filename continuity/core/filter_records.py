@@ -2,7 +2,8 @@
 
 The thread memory feeds the reply-chain hijack stage (who took part in a conversation,
 which link domains it used, how each sender's mail looked); the account memory feeds
-the BEC stage (which bank accounts a correspondent has used before).
+the BEC stage (which bank accounts a correspondent has used before, and fingerprints of the
+documents it sent).
 """
 
 from __future__ import annotations
@@ -134,5 +135,17 @@ class AccountObservation:
     """Bank accounts a correspondent used in a message."""
 
     correspondent: str
+    accounts: frozenset[str]
+    seen_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentObservation:
+    """A document a correspondent sent: its MinHash sketch and the payment details in it (not the document)."""
+
+    correspondent: str
+    message_id: str
+    filename: str
+    sketch: tuple[int, ...]
     accounts: frozenset[str]
     seen_at: float

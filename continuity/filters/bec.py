@@ -9,7 +9,14 @@
 - Display-name impersonation of internal users by outside addresses.
 - Reply-To or Return-Path at a freemail provider while From is not.
 
-The stage learns the accounts of every message the pipeline lets through.
+- Bank details and change wording inside PDF, OOXML and ODF attachments count as in the
+  body; the evidence names the attachment and page (attachment_text.py reads them, bounded).
+- The near-duplicate invoice: a document nearly the same (MinHash estimate) as one the same
+  correspondent sent recently, or one of the same thread, but with different payment
+  details. The later of the two is flagged; the evidence names the earlier message.
+
+The stage learns the accounts and document fingerprints of every message the pipeline
+lets through.
 """
 
 from __future__ import annotations
@@ -24,12 +31,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Protocol
 
-from continuity.core.filter_records import AccountObservation
+from continuity.core.filter_records import AccountObservation, DocumentObservation
 from continuity.core.message_view import MessageView
 from continuity.core.pipeline import Direction, Envelope, Finding, StageReport
+from continuity.filters.attachment_text import TextLimits, document_texts
 from continuity.filters.bank_details import change_wording, find_account_numbers, find_ibans, urgency_wording
 from continuity.filters.domains import DomainFeed, registrable
 from continuity.filters.lookalike import LookalikeIndex
+from continuity.filters.near_duplicate import similarity, sketch
 
 
 class AccountMemory(Protocol):
@@ -46,6 +55,26 @@ class AccountMemory(Protocol):
     def remember_accounts(self, observation: AccountObservation) -> None:
         """Buffer accounts a correspondent used."""
         ...
+
+    async def documents(
+        self, correspondent: str, message_ids: tuple[str, ...], since: float
+    ) -> tuple[DocumentObservation, ...]:
+        """Recent document fingerprints from the correspondent or in these messages."""
+        ...
+
+    def remember_document(self, observation: DocumentObservation) -> None:
+        """Buffer a document's fingerprint."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSettings:
+    """How the stage reads attachments and compares documents."""
+
+    limits: TextLimits = field(default_factory=TextLimits)
+    max_documents: int = 10
+    similarity: float = 0.8
+    window_days: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,22 +119,66 @@ def _correspondent(address: str, freemail: frozenset[str]) -> str:
     return address.lower() if domain in freemail or not domain else registrable(domain)
 
 
+# A document with fewer distinct word shingles is too short to compare by similarity.
+_MIN_SHINGLES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class _Document:
+    filename: str
+    sketch: tuple[int, ...]
+    accounts: frozenset[str]
+
+
 @dataclass(frozen=True, slots=True)
 class _TextSigns:
     ibans: tuple[str, ...]
     accounts: tuple[str, ...]
     change: str | None
     urgency: str | None
+    where: Mapping[str, str] = field(default_factory=dict)  # account -> "invoice.pdf p.2: IBAN ..."
+    documents: tuple[_Document, ...] = ()
+    unreadable: tuple[str, ...] = ()
 
 
-def _text_signs(message: MessageView) -> _TextSigns:
+def _text_signs(message: MessageView, documents: DocumentSettings | None = None) -> _TextSigns:
     text = f"{message.subject}\n{message.text}"
+    ibans = find_ibans(text)
+    accounts = find_account_numbers(text)
     change = change_wording(text)
+    urgency_text = text
+    where: dict[str, str] = {}
+    read: list[_Document] = []
+    unreadable: list[str] = []
+    if documents is not None and message.attachments:
+        for document in document_texts(message.attachments, documents.limits, documents.max_documents):
+            if document.unreadable:
+                unreadable.append(f"{document.filename}: unreadable ({document.unreadable})")
+            found: list[str] = []
+            for part in document.parts:
+                for iban in find_ibans(part.text):
+                    where.setdefault(iban, f"{part.location}: IBAN {iban}")
+                    found.append(iban)
+                for number in find_account_numbers(part.text):
+                    where.setdefault(number, f"{part.location}: account {number}")
+                    found.append(number)
+                if change is None:
+                    phrase = change_wording(part.text)
+                    if phrase is not None:
+                        change, urgency_text = f"{part.location}: {phrase}", f"{text}\n{part.text}"
+            ibans.extend(a for a in dict.fromkeys(found) if a not in ibans and a[:2].isalpha())
+            accounts.extend(a for a in dict.fromkeys(found) if a not in accounts and a.isdigit())
+            fingerprint = sketch(document.text)
+            if len(fingerprint) >= _MIN_SHINGLES:
+                read.append(_Document(document.filename, fingerprint, frozenset(found)))
     return _TextSigns(
-        tuple(find_ibans(text)),
-        tuple(find_account_numbers(text)),
+        tuple(ibans),
+        tuple(accounts),
         change,
-        urgency_wording(text) if change else None,  # only weighed together with a change request
+        urgency_wording(urgency_text) if change else None,  # only weighed together with a change request
+        where,
+        tuple(read),
+        tuple(unreadable),
     )
 
 
@@ -121,12 +194,16 @@ class BecStage:
         freemail: DomainFeed,
         partner_domains: frozenset[str] = frozenset(),
         executor: Executor | None = None,
+        documents: DocumentSettings | None = None,
     ) -> None:
         self._memory = memory
         self._identities = identities
         self._freemail = freemail
         self._partners = partner_domains
         self._executor = executor
+        self._documents = documents  # None: attachments are not read
+        # The signs of the message judged last: learn() is called with the same message after inspect().
+        self._last: tuple[MessageView, _TextSigns] | None = None
         # The index and the (identity-compared) sets it was built from.
         self._index: tuple[tuple[frozenset[str], ...], LookalikeIndex] | None = None
 
@@ -150,12 +227,27 @@ class BecStage:
         from_address = sender.address.lower() if sender else ""
         from_domain = sender.domain if sender else ""
         internal_sender = registrable(from_domain) in {registrable(d) for d in identities.domains}
-        if message.text or message.subject:
-            if len(message.text) > 20_000:
-                signs = await asyncio.get_running_loop().run_in_executor(self._executor, _text_signs, message)
+        reads_documents = self._documents is not None and bool(message.attachments)
+        if message.text or message.subject or reads_documents:
+            if len(message.text) > 20_000 or reads_documents:
+                signs = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, _text_signs, message, self._documents
+                )
             else:
                 signs = _text_signs(message)
-            found.extend(await self._bank_findings(signs, from_address, freemail))
+            self._last = (message, signs)
+            correspondent = _correspondent(from_address, freemail) if from_address else ""
+            found.extend(await self._bank_findings(signs, correspondent))
+            found.extend(await self._near_duplicates(signs, correspondent, message))
+            if signs.unreadable:
+                found.append(
+                    Finding(
+                        "bec.attachment_unreadable",
+                        0.0,
+                        "an attachment's text could not be read for bank details",
+                        signs.unreadable[:3],
+                    )
+                )
         index = await self._lookalikes(identities)
         for label, address in [("From", sender)] + [("Reply-To", reply) for reply in message.reply_to]:
             if address is None or not address.domain:
@@ -220,12 +312,45 @@ class BecStage:
                 )
         return StageReport(findings=tuple(found))
 
-    async def _bank_findings(self, signs: _TextSigns, from_address: str, freemail: frozenset[str]) -> list[Finding]:
+    async def _near_duplicates(self, signs: _TextSigns, correspondent: str, message: MessageView) -> list[Finding]:
+        settings = self._documents
+        if settings is None or not correspondent or not any(document.accounts for document in signs.documents):
+            return []
+        thread = (*message.in_reply_to, *message.references)
+        since = time.time() - settings.window_days * 86400
+        earlier = await self._memory.documents(correspondent, thread, since)
+        for document in signs.documents:
+            if not document.accounts:
+                continue
+            for record in earlier:
+                if record.message_id == message.message_id or not record.accounts:
+                    continue
+                if record.accounts == document.accounts:
+                    continue
+                alike = similarity(document.sketch, record.sketch)
+                if alike < settings.similarity:
+                    continue
+                seen = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.seen_at))
+                return [
+                    Finding(
+                        "bec.invoice_near_duplicate",
+                        8.0,
+                        "carries a document nearly identical to one received before, but with other payment details",
+                        (
+                            f"{document.filename} resembles {record.filename} of <{record.message_id}> seen {seen}"
+                            f" (similarity {alike:.2f})",
+                            "payment details now: " + ", ".join(sorted(document.accounts)[:3]),
+                            "before: " + ", ".join(sorted(record.accounts)[:3]),
+                        ),
+                    )
+                ]
+        return []
+
+    async def _bank_findings(self, signs: _TextSigns, correspondent: str) -> list[Finding]:
         found: list[Finding] = []
         accounts = (*signs.ibans, *signs.accounts)
-        correspondent = _correspondent(from_address, freemail) if from_address else ""
         known = await self._memory.accounts(correspondent) if correspondent and accounts else frozenset()
-        new = tuple(account for account in accounts if account not in known)
+        new = tuple(signs.where.get(account, account) for account in accounts if account not in known)
         if signs.change:
             found.append(Finding("bec.bank_change", 3.0, "asks to change bank details", (signs.change,)))
             if new and known:
@@ -248,11 +373,20 @@ class BecStage:
         return found
 
     def learn(self, envelope: Envelope, message: MessageView) -> None:
-        """Remember the accounts of a message the pipeline let through."""
+        """Remember the accounts and document fingerprints of a message the pipeline let through."""
         if envelope.direction is not Direction.INBOUND or message.sender is None:
             return
-        text = f"{message.subject}\n{message.text}"
-        accounts = frozenset((*find_ibans(text), *find_account_numbers(text)))
+        last = self._last
+        signs = last[1] if last is not None and last[0] is message else _text_signs(message, self._documents)
+        self._last = None
+        accounts = frozenset((*signs.ibans, *signs.accounts))
+        correspondent = _correspondent(message.sender.address, self._freemail.domains)
+        now = time.time()
         if accounts:
-            correspondent = _correspondent(message.sender.address, self._freemail.domains)
-            self._memory.remember_accounts(AccountObservation(correspondent, accounts, time.time()))
+            self._memory.remember_accounts(AccountObservation(correspondent, accounts, now))
+        for document in signs.documents:
+            self._memory.remember_document(
+                DocumentObservation(
+                    correspondent, message.message_id, document.filename, document.sketch, document.accounts, now
+                )
+            )

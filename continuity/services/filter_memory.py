@@ -1,4 +1,4 @@
-"""Batched writes to the filter memory (threads, correspondents' accounts), and its cached reads.
+"""Batched writes to the filter memory (threads, correspondents' accounts and documents), and its cached reads.
 
 Every accepted message teaches the memory something; writing each on its own would
 add a database transaction per message beside the ingest group commit. Observations
@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 
-from continuity.core.filter_records import AccountObservation, ThreadHistory, ThreadObservation
+from continuity.core.filter_records import AccountObservation, DocumentObservation, ThreadHistory, ThreadObservation
 from continuity.errors import StorageError
 from continuity.store.filters_protocol import FilterMemoryRepository
 
@@ -21,8 +21,8 @@ log = logging.getLogger("continuity.filters")
 
 _KNOWN_DOMAINS_TTL = 60.0
 
-# What judging one message taught the memory: thread and account observations.
-Lessons = tuple[tuple[ThreadObservation, ...], tuple[AccountObservation, ...]]
+# What judging one message taught the memory: thread, account and document observations.
+Lessons = tuple[tuple[ThreadObservation, ...], tuple[AccountObservation, ...], tuple[DocumentObservation, ...]]
 
 
 class FilterMemory:
@@ -33,6 +33,7 @@ class FilterMemory:
         self._interval = flush_interval
         self._threads: list[ThreadObservation] = []
         self._accounts: list[AccountObservation] = []
+        self._documents: list[DocumentObservation] = []
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._known: tuple[float, frozenset[str]] = (0.0, frozenset())
@@ -66,36 +67,47 @@ class FilterMemory:
         """Buffer a correspondent's accounts."""
         self._accounts.append(observation)
 
+    def remember_document(self, observation: DocumentObservation) -> None:
+        """Buffer the fingerprint of a document a correspondent sent."""
+        self._documents.append(observation)
+
     @property
     def pending(self) -> bool:
         """True while observations wait to be written."""
-        return bool(self._threads or self._accounts)
+        return bool(self._threads or self._accounts or self._documents)
 
     def take_buffered(self) -> Lessons:
         """What is buffered, removed from the buffer (a filter worker hands it to the main process)."""
-        lessons = (tuple(self._threads), tuple(self._accounts))
-        self._threads, self._accounts = [], []
+        lessons = (tuple(self._threads), tuple(self._accounts), tuple(self._documents))
+        self._threads, self._accounts, self._documents = [], [], []
         return lessons
 
     def remember(self, lessons: Lessons) -> None:
         """Buffer what a filter worker learned."""
-        threads, accounts = lessons
+        threads, accounts, documents = lessons
         self._threads.extend(threads)
         self._accounts.extend(accounts)
+        self._documents.extend(documents)
 
     async def flush(self) -> None:
         """Write everything buffered (one transaction per kind)."""
         async with self._lock:
             threads, self._threads = self._threads, []
             accounts, self._accounts = self._accounts, []
+            documents, self._documents = self._documents, []
             try:
                 if threads:
                     await self._repository.observe_threads(threads)
+                    threads = []
                 if accounts:
                     await self._repository.add_accounts(accounts)
+                    accounts = []
+                if documents:
+                    await self._repository.add_documents(documents)
             except StorageError:
                 self._threads[:0] = threads
                 self._accounts[:0] = accounts
+                self._documents[:0] = documents
                 raise
 
     async def thread(self, message_ids: tuple[str, ...]) -> ThreadHistory:
@@ -109,6 +121,14 @@ class FilterMemory:
         if self._accounts:
             await self.flush()
         return await self._repository.accounts(correspondent)
+
+    async def documents(
+        self, correspondent: str, message_ids: tuple[str, ...], since: float
+    ) -> tuple[DocumentObservation, ...]:
+        """Recent documents from this correspondent or in these messages (buffered ones included)."""
+        if self._documents:
+            await self.flush()
+        return await self._repository.documents(correspondent, message_ids, since)
 
     async def known_domains(self) -> frozenset[str]:
         """Frequent sender domains, refreshed at most once a minute."""

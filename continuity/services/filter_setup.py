@@ -15,11 +15,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from continuity.adapters.dns_cache import CachingResolver
+from continuity.config.filters import BecSettings
 from continuity.config.settings import Settings
 from continuity.config.types import parse_host_port
+from continuity.filters.attachment_text import TextLimits
 from continuity.filters.attachments import ArchiveLimits, AttachmentStage
 from continuity.filters.auth import AuthStage
-from continuity.filters.bec import BecStage, Identities, builtin_freemail, normalize_name
+from continuity.filters.bec import BecStage, DocumentSettings, Identities, builtin_freemail, normalize_name
 from continuity.filters.bec_wording import BecWordingStage
 from continuity.filters.clamd import ClamdStage
 from continuity.filters.compromise import CompromiseStage
@@ -36,6 +38,17 @@ log = logging.getLogger("continuity.filters")
 
 _IDENTITY_REFRESH = 30.0
 _PRUNE_INTERVAL = 3600.0
+
+
+def _document_settings(bec: BecSettings) -> DocumentSettings | None:
+    """How the BEC stage reads attachments, or None when [filters.bec.attachment_text] is off."""
+    text = bec.attachment_text
+    if not text.enabled:
+        return None
+    limits = TextLimits(
+        text.max_bytes, text.max_pages, text.max_chars, text.max_member_bytes, text.max_ratio, text.seconds
+    )
+    return DocumentSettings(limits, text.max_documents, bec.near_duplicate_similarity, bec.near_duplicate_days)
 
 
 class IdentityCache:
@@ -126,7 +139,9 @@ class FilterService:
             partners = frozenset(domain.lower() for domain in config.bec.correspondent_domains)
             stages.append(
                 StageConfig(
-                    BecStage(self.memory, self.identities, freemail, partners, self.executor),
+                    BecStage(
+                        self.memory, self.identities, freemail, partners, self.executor, _document_settings(config.bec)
+                    ),
                     config.bec.timeout,
                     config.bec.fail_open,
                 )

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from continuity.core.filter_records import AccountObservation, StoredVerdict, ThreadHistory, ThreadObservation
+from continuity.core.filter_records import (
+    AccountObservation,
+    DocumentObservation,
+    StoredVerdict,
+    ThreadHistory,
+    ThreadObservation,
+)
 from continuity.core.models import QueueEntry
 
 
@@ -40,12 +46,22 @@ class FilterMemoryRepository(Protocol):
         """Accounts this correspondent used before."""
         ...
 
+    async def add_documents(self, batch: Sequence[DocumentObservation]) -> None:
+        """Remember fingerprints of documents correspondents sent (a message's document replaces its record)."""
+        ...
+
+    async def documents(
+        self, correspondent: str, message_ids: Sequence[str], since: float
+    ) -> tuple[DocumentObservation, ...]:
+        """Recent documents (seen at or after since) from this correspondent or in these messages, newest first."""
+        ...
+
     async def known_domains(self, min_messages: int = 2, limit: int = 5000) -> frozenset[str]:
         """Sender domains seen in at least min_messages messages, the most frequent first."""
         ...
 
     async def prune(self, before: float) -> int:
-        """Forget thread records older than before (epoch seconds); returns how many."""
+        """Forget thread and document records older than before (epoch seconds); returns how many."""
         ...
 
 

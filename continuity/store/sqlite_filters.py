@@ -17,6 +17,7 @@ from pathlib import Path
 
 from continuity.core.filter_records import (
     AccountObservation,
+    DocumentObservation,
     Fingerprint,
     StoredVerdict,
     ThreadHistory,
@@ -27,6 +28,17 @@ from continuity.errors import NotFoundError, StorageError
 from continuity.store.blobs import BlobStore
 from continuity.store.sqlite_db import SqliteDatabase
 from continuity.store.sqlite_messages import _ENTRY_QUERY, _entry_from
+
+_DOCUMENTS_READ = 200  # the most recent fingerprints compared with one message's documents
+
+
+def _sketch_text(values: tuple[int, ...]) -> str:
+    return ",".join(format(value, "x") for value in values)
+
+
+def _sketch_values(text: str) -> tuple[int, ...]:
+    return tuple(int(value, 16) for value in text.split(",") if value)
+
 
 FILTER_MIGRATIONS: tuple[str, ...] = (
     """
@@ -62,6 +74,20 @@ CREATE TABLE filter_accounts (
     last_seen REAL NOT NULL,
     PRIMARY KEY (correspondent, account)
 );
+""",
+    # Fingerprints (MinHash sketches) of recent documents with the payment details found in them.
+    """
+CREATE TABLE filter_documents (
+    correspondent TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    sketch TEXT NOT NULL,
+    accounts TEXT NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (correspondent, message_id, filename)
+);
+CREATE INDEX filter_documents_by_message ON filter_documents (message_id);
+CREATE INDEX filter_documents_by_seen ON filter_documents (seen_at);
 """,
 )
 
@@ -196,6 +222,54 @@ class SqliteFilterMemoryRepository:
 
         return await self._db.read(work)
 
+    async def add_documents(self, batch: Sequence[DocumentObservation]) -> None:
+        rows = [
+            (
+                o.correspondent,
+                o.message_id,
+                o.filename,
+                _sketch_text(o.sketch),
+                json.dumps(sorted(o.accounts)),
+                o.seen_at,
+            )
+            for o in batch
+        ]
+        if rows:
+            await self._db.write(
+                lambda connection: connection.executemany(
+                    "INSERT OR REPLACE INTO filter_documents"
+                    " (correspondent, message_id, filename, sketch, accounts, seen_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            )
+
+    async def documents(
+        self, correspondent: str, message_ids: Sequence[str], since: float
+    ) -> tuple[DocumentObservation, ...]:
+        wanted = list(dict.fromkeys(message_ids))[:100]
+
+        def work(connection: sqlite3.Connection) -> tuple[DocumentObservation, ...]:
+            marks = ",".join("?" * len(wanted))
+            in_thread = f" OR message_id IN ({marks})" if wanted else ""
+            rows = connection.execute(
+                "SELECT correspondent, message_id, filename, sketch, accounts, seen_at FROM filter_documents"
+                f" WHERE seen_at >= ? AND (correspondent = ?{in_thread}) ORDER BY seen_at DESC LIMIT ?",
+                (since, correspondent, *wanted, _DOCUMENTS_READ),
+            ).fetchall()
+            return tuple(
+                DocumentObservation(
+                    str(who),
+                    str(message_id),
+                    str(filename),
+                    _sketch_values(str(sketch)),
+                    frozenset(json.loads(accounts)),
+                    at,
+                )
+                for who, message_id, filename, sketch, accounts, at in rows
+            )
+
+        return await self._db.read(work)
+
     async def known_domains(self, min_messages: int = 2, limit: int = 5000) -> frozenset[str]:
         def work(connection: sqlite3.Connection) -> frozenset[str]:
             rows = connection.execute(
@@ -209,7 +283,9 @@ class SqliteFilterMemoryRepository:
 
     async def prune(self, before: float) -> int:
         def work(connection: sqlite3.Connection) -> int:
-            return connection.execute("DELETE FROM filter_thread_messages WHERE seen_at < ?", (before,)).rowcount
+            threads = connection.execute("DELETE FROM filter_thread_messages WHERE seen_at < ?", (before,)).rowcount
+            documents = connection.execute("DELETE FROM filter_documents WHERE seen_at < ?", (before,)).rowcount
+            return int(threads) + int(documents)
 
         return await self._db.write(work)
 
