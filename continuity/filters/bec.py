@@ -337,8 +337,8 @@ class BecStage:
                         8.0,
                         "carries a document nearly identical to one received before, but with other payment details",
                         (
-                            f"{document.filename} resembles {record.filename} of <{record.message_id}> seen {seen}"
-                            f" (similarity {alike:.2f})",
+                            f"{document.filename} resembles {record.filename} of {record.message_id or 'a message'}"
+                            f" seen {seen} (similarity {alike:.2f})",
                             "payment details now: " + ", ".join(sorted(document.accounts)[:3]),
                             "before: " + ", ".join(sorted(record.accounts)[:3]),
                         ),
