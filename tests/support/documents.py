@@ -8,6 +8,7 @@ optionally Flate-compressed, with a correct cross-reference table.
 from __future__ import annotations
 
 import io
+import random
 import zipfile
 import zlib
 from xml.sax.saxutils import escape
@@ -18,10 +19,15 @@ def _pdf_string(text: str) -> str:
 
 
 def make_pdf(
-    pages: list[list[str]], compress: bool = False, page_extra: str = "", content_prefix: bytes = b""
+    pages: list[list[str]],
+    compress: bool = False,
+    page_extra: str = "",
+    content_prefix: bytes = b"",
+    image_bytes: int = 0,
 ) -> bytes:
     """A PDF with one page per list of lines; page_extra is added to each page dictionary, content_prefix to
-    each content stream before it is compressed (hostile documents)."""
+    each content stream before it is compressed (hostile documents); image_bytes adds an image of that
+    size to the first page's resources (as a scanned logo makes a real invoice larger)."""
     objects: list[bytes] = []
     count = len(pages)
     first_page = 4
@@ -42,6 +48,16 @@ def make_pdf(
             objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(raw) + raw + b"\nendstream")
         else:
             objects.append(b"<< /Length %d >>\nstream\n" % len(raw) + raw + b"\nendstream")
+    if image_bytes:
+        pixels = random.Random(image_bytes).randbytes(image_bytes)
+        objects.append(
+            b"<< /Type /XObject /Subtype /Image /Width %d /Height 1 /ColorSpace /DeviceGray /BitsPerComponent 8"
+            b" /Length %d >>\nstream\n" % (image_bytes, image_bytes) + pixels + b"\nendstream"
+        )
+        image_ref = f"/XObject << /Im1 {len(objects)} 0 R >> "
+        objects[first_page - 1] = objects[first_page - 1].replace(
+            b"/Resources << ", b"/Resources << " + image_ref.encode()
+        )
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
