@@ -36,6 +36,12 @@ from continuity.store.group_commit import GroupCommitter
 
 log = logging.getLogger("continuity.replay")
 
+# A mailbox throttled with a backoff this short (seconds) is waited for by its worker, which then
+# tries the same message again (at most _SHORT_WAITS times in a row); a longer one releases the
+# batch so that the worker replays other mailboxes meanwhile.
+_WAIT_IN_PLACE = 2.0
+_SHORT_WAITS = 5
+
 
 class FlowSlots:
     """Admits deliveries into the flow control's window, then waits out its rate and pauses."""
@@ -206,44 +212,50 @@ async def _imap_items(
             await context.settle(item, Attempt(OutcomeKind.FAILED, reason))
             log.warning("replay %s -> %s: %s", item.queue_id, mailbox, reason)
             continue
-        wait = context.mailboxes.delay(mailbox, time.monotonic())
-        if wait > 0:
-            await asyncio.sleep(wait)
-        await context.slots.acquire()
-        try:
-            if session is None:
-                try:
-                    session = await MailboxSession.open(context.imap, mailbox)
-                except ImapSessionError as exc:
-                    # No session for this mailbox now (refused login, unreachable): the whole batch waits.
-                    context.give_up(exc)
-                    pause = context.slots.observe(Attempt(exc.kind, exc.detail))
-                    for rest in items[index:]:
-                        await context.settle(rest, Attempt(exc.kind, exc.detail), "", pause)
-                    log.info("replay into %s: %s (%s)", mailbox, exc.kind.value, exc.detail)
-                    return None
-            attempt, placed = await _imap_one(context, session, item)
-        except ImapSessionError as exc:
-            await _drop(session)
-            session = None
-            context.give_up(exc)
-            # The server hung up (Exchange does after repeated errors): reconnect after a pause, doubling.
-            pause = context.mailboxes.throttled(mailbox, time.monotonic(), f"connection lost: {exc.detail}")
-            await context.settle(item, Attempt(exc.kind, exc.detail), "", pause)
-            for rest in items[index + 1 :]:
-                await context.settle(rest, Attempt(OutcomeKind.THROTTLED, "waiting to reconnect"), "", pause)
-            log.info("replay into %s: %s (%s); reconnecting in %gs", mailbox, exc.kind.value, exc.detail, pause)
-            return None
-        finally:
-            await context.slots.release()
-        if attempt.kind is OutcomeKind.THROTTLED and mailbox_throttle(attempt.detail):
-            pause = context.mailboxes.throttled(mailbox, time.monotonic(), attempt.detail)
-            for rest in items[index:]:
-                await context.settle(
-                    rest, attempt if rest is item else Attempt(attempt.kind, "mailbox throttled"), "", pause
-                )
-            log.info("replay into %s throttled: %s; this mailbox waits %gs", mailbox, attempt.detail, pause)
-            return session
+        short_waits = 0
+        while True:
+            wait = context.mailboxes.delay(mailbox, time.monotonic())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await context.slots.acquire()
+            try:
+                if session is None:
+                    try:
+                        session = await MailboxSession.open(context.imap, mailbox)
+                    except ImapSessionError as exc:
+                        # No session for this mailbox now (refused login, unreachable): the whole batch waits.
+                        context.give_up(exc)
+                        pause = context.slots.observe(Attempt(exc.kind, exc.detail))
+                        for rest in items[index:]:
+                            await context.settle(rest, Attempt(exc.kind, exc.detail), "", pause)
+                        log.info("replay into %s: %s (%s)", mailbox, exc.kind.value, exc.detail)
+                        return None
+                attempt, placed = await _imap_one(context, session, item)
+            except ImapSessionError as exc:
+                await _drop(session)
+                session = None
+                context.give_up(exc)
+                # The server hung up (Exchange does after repeated errors): reconnect after a pause, doubling.
+                pause = context.mailboxes.throttled(mailbox, time.monotonic(), f"connection lost: {exc.detail}")
+                await context.settle(item, Attempt(exc.kind, exc.detail), "", pause)
+                for rest in items[index + 1 :]:
+                    await context.settle(rest, Attempt(OutcomeKind.THROTTLED, "waiting to reconnect"), "", pause)
+                log.info("replay into %s: %s (%s); reconnecting in %gs", mailbox, exc.kind.value, exc.detail, pause)
+                return None
+            finally:
+                await context.slots.release()
+            if attempt.kind is OutcomeKind.THROTTLED and mailbox_throttle(attempt.detail):
+                pause = context.mailboxes.throttled(mailbox, time.monotonic(), attempt.detail)
+                if pause <= _WAIT_IN_PLACE and short_waits < _SHORT_WAITS:
+                    short_waits += 1  # a short backoff: wait it out on this mailbox (delay() does) and retry
+                    continue
+                for rest in items[index:]:
+                    await context.settle(
+                        rest, attempt if rest is item else Attempt(attempt.kind, "mailbox throttled"), "", pause
+                    )
+                log.info("replay into %s throttled: %s; this mailbox waits %gs", mailbox, attempt.detail, pause)
+                return session
+            break
         pause = context.slots.observe(attempt)
         delivered = attempt.kind in (OutcomeKind.DELIVERED, OutcomeKind.ALREADY_THERE)
         if delivered:
