@@ -105,7 +105,14 @@ class AttachmentTextSettings(BaseModel):
     )
     max_ratio: int = Field(default=200, ge=2, description="Largest compression ratio of a zip member (past 1 MiB).")
     seconds: float = Field(
-        default=2.0, gt=0, description="Time budget per attachment, checked between pages; past it the rest is unread."
+        default=2.0,
+        gt=0,
+        description="Time budget for reading one message's attachments, checked between pages; the rest is unread.",
+    )
+    max_page_tokens: int = Field(
+        default=30_000,
+        ge=1000,
+        description="Most tokens of one PDF page's content (or a form it draws); a page past it is unreadable.",
     )
     max_documents: int = Field(default=10, ge=1, description="Most document attachments read per message.")
 

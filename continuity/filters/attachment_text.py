@@ -5,9 +5,10 @@ This module turns an attachment into text parts, each named by where it came fro
 ("invoice.pdf p.2", "terms.docx", "prices.xlsx sheet2"), so that a finding can say where
 its evidence is. Everything an attacker controls is bounded: the bytes of an attachment
 read, the pages, the characters kept, the uncompressed size and compression ratio of a
-zip member (the archive-bomb limits of the attachments stage), and a time budget checked
-between pages. PDF streams are decoded by pypdf under its own output limits, lowered here
-to the member limit. XML parts are parsed with defusedxml, which refuses entity
+zip member (the archive-bomb limits of the attachments stage), the tokens of one PDF
+content stream, and a time budget for all of a message's attachments checked between
+pages. PDF streams are decoded by pypdf under its own output limits, lowered here to the
+member limit. XML parts are parsed with defusedxml, which refuses entity
 declarations (no entity expansion bombs, no external entities).
 
 An attachment that cannot be read is reported as unreadable with the reason; it never
@@ -36,7 +37,7 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 @dataclass(frozen=True, slots=True)
 class TextLimits:
-    """How much of an attachment is read."""
+    """How much of an attachment is read (seconds: for all of one message's attachments)."""
 
     max_bytes: int = 10 * 1024 * 1024
     max_pages: int = 50
@@ -44,6 +45,9 @@ class TextLimits:
     max_member_bytes: int = 20 * 1024 * 1024
     max_ratio: int = 200
     seconds: float = 2.0
+    # Tokens of one PDF content stream (a page or a form it draws). pypdf's text extraction
+    # costs about 30 µs a token: a 7 KB PDF whose page holds 600,000 "(ab) Tj" took 60 s.
+    max_page_tokens: int = 30_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +80,12 @@ class _UnreadableError(Exception):
 class _Collector:
     """Text parts kept within the character and time budget."""
 
-    def __init__(self, limits: TextLimits) -> None:
+    def __init__(self, limits: TextLimits, deadline: float) -> None:
         self.limits = limits
         self.parts: list[TextPart] = []
         self.chars = 0
         self.truncated = False
-        self._deadline = time.monotonic() + limits.seconds
+        self._deadline = deadline
 
     @property
     def full(self) -> bool:
@@ -89,7 +93,7 @@ class _Collector:
 
     def check_time(self) -> None:
         if time.monotonic() > self._deadline:
-            raise _UnreadableError(f"took longer than {self.limits.seconds:g} s")
+            raise _UnreadableError(f"the message's {self.limits.seconds:g} s for reading attachments ran out")
 
     def add(self, location: str, text: str) -> None:
         room = self.limits.max_chars - self.chars
@@ -120,15 +124,18 @@ def document_kind(attachment: Attachment) -> str | None:
     return None
 
 
-def extract_text(attachment: Attachment, limits: TextLimits) -> DocumentText | None:
-    """The text of a document attachment, None when it is not a document kind read here."""
+def extract_text(attachment: Attachment, limits: TextLimits, deadline: float | None = None) -> DocumentText | None:
+    """The text of a document attachment, None when it is not a document kind read here.
+
+    deadline (time.monotonic()) is when reading must stop; by default limits.seconds from now.
+    """
     kind = document_kind(attachment)
     if kind is None:
         return None
     name = _display_name(attachment)
     if len(attachment.data) > limits.max_bytes:
         return DocumentText(name, unreadable=f"larger than {limits.max_bytes} bytes")
-    collector = _Collector(limits)
+    collector = _Collector(limits, time.monotonic() + limits.seconds if deadline is None else deadline)
     try:
         if kind == "pdf":
             _read_pdf(name, attachment.data, collector)
@@ -136,6 +143,9 @@ def extract_text(attachment: Attachment, limits: TextLimits) -> DocumentText | N
             _read_zipped(name, attachment.data, collector)
     except _UnreadableError as exc:
         return DocumentText(name, tuple(collector.parts), unreadable=str(exc), truncated=True)
+    except pypdf.errors.LimitReachedError as exc:
+        reason = f"a page breaks a bound of the PDF reader ({exc})"[:200]
+        return DocumentText(name, tuple(collector.parts), unreadable=reason, truncated=True)
     except (RecursionError, MemoryError) as exc:
         return DocumentText(name, tuple(collector.parts), unreadable=f"too deeply nested or too large ({exc!r})"[:200])
     except Exception as exc:  # a malformed document: pypdf, zipfile and expat raise many kinds
@@ -152,6 +162,8 @@ def _read_pdf(name: str, data: bytes, collector: _Collector) -> None:
         array_based_stream_maximum_output_length=limit,
         maximum_declared_stream_length=limit,
         stream_decoding_work_maximum_length=limit * 4,
+        stream_parsing_work_maximum_count=collector.limits.max_page_tokens,
+        xform_maximum_invocations_per_extraction=_MAX_FORMS,
         jbig2dec_binary=None,
     ):
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
@@ -162,6 +174,8 @@ def _read_pdf(name: str, data: bytes, collector: _Collector) -> None:
 
 
 _INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
+# Form XObjects drawn per page (each parsed within max_page_tokens); an invoice has a few.
+_MAX_FORMS = 20
 _MAX_TREE_DEPTH = 32
 
 
@@ -268,10 +282,11 @@ def _xml_lines(root: object, form: str) -> Iterator[str]:
 def document_texts(
     attachments: tuple[Attachment, ...], limits: TextLimits, max_documents: int = 10
 ) -> list[DocumentText]:
-    """The texts of a message's document attachments (at most max_documents of them)."""
+    """The texts of a message's document attachments (at most max_documents of them), within limits.seconds."""
+    deadline = time.monotonic() + limits.seconds
     texts: list[DocumentText] = []
     for attachment in attachments:
-        text = extract_text(attachment, limits)
+        text = extract_text(attachment, limits, deadline)
         if text is not None:
             texts.append(text)
             if len(texts) >= max_documents:

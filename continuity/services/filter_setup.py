@@ -46,7 +46,13 @@ def _document_settings(bec: BecSettings) -> DocumentSettings | None:
     if not text.enabled:
         return None
     limits = TextLimits(
-        text.max_bytes, text.max_pages, text.max_chars, text.max_member_bytes, text.max_ratio, text.seconds
+        text.max_bytes,
+        text.max_pages,
+        text.max_chars,
+        text.max_member_bytes,
+        text.max_ratio,
+        text.seconds,
+        text.max_page_tokens,
     )
     return DocumentSettings(limits, text.max_documents, bec.near_duplicate_similarity, bec.near_duplicate_days)
 

@@ -110,3 +110,21 @@ def test_an_oversized_attachment_is_not_read() -> None:
 def test_a_broken_pdf_is_reported_unreadable() -> None:
     _, unreadable, _ = _read("broken.pdf", b"%PDF-1.4\n" + zlib.compress(b"garbage") * 10)
     assert unreadable
+
+
+def test_a_page_of_endless_text_operations_is_stopped_by_the_token_bound() -> None:
+    flood = b"BT /F1 11 Tf " + b"(ab) Tj " * 600_000 + b"ET "  # 7 KB compressed; 60 s of pypdf unbounded
+    data = make_pdf([["first page"], ["flooded"]], compress=True, content_prefix=flood)
+    started = time.monotonic()
+    parts, unreadable, _ = _read("flood.pdf", data)
+    assert time.monotonic() - started < 3.0
+    assert "bound of the PDF reader" in unreadable and parts == []
+
+
+def test_the_time_budget_is_shared_by_a_messages_documents() -> None:
+    slow = make_pdf([["(ab) Tj " * 3000] for _ in range(20)], compress=True)
+    attachments = tuple(Attachment(f"d{n}.pdf", "application/pdf", slow) for n in range(10))
+    started = time.monotonic()
+    documents = document_texts(attachments, TextLimits(seconds=0.5))
+    assert time.monotonic() - started < 1.5
+    assert len(documents) == 10 and "ran out" in documents[-1].unreadable
