@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import time
 import zipfile
 from collections.abc import Iterator
@@ -214,7 +213,13 @@ def _first_pages(reader: pypdf.PdfReader, collector: _Collector) -> Iterator[pyp
         yield page
 
 
-_SHEET = re.compile(r"xl/worksheets/sheet(\d+)\.xml")
+def _sheet_number(path: str) -> str:
+    """The number of a worksheet part ("xl/worksheets/sheet3.xml" -> "3"), or ""."""
+    prefix, suffix = "xl/worksheets/sheet", ".xml"
+    if path.startswith(prefix) and path.endswith(suffix):
+        number = path[len(prefix) : -len(suffix)]
+        return number if number.isdigit() and number.isascii() else ""
+    return ""
 
 
 def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: TextLimits) -> bytes:
@@ -238,7 +243,7 @@ def _read_zipped(name: str, data: bytes, collector: _Collector) -> None:
             wanted.append(("word/document.xml", name, "ooxml"))
         if "xl/sharedStrings.xml" in members:
             wanted.append(("xl/sharedStrings.xml", name, "ooxml"))
-        sheets = sorted((int(m.group(1)), path) for path in members if (m := _SHEET.fullmatch(path)))
+        sheets = sorted((int(number), path) for path in members if (number := _sheet_number(path)))
         wanted.extend((path, f"{name} sheet{number}", "sheet") for number, path in sheets)
         if "content.xml" in members:
             wanted.append(("content.xml", name, "odf"))
