@@ -11,7 +11,8 @@ It also plays Exchange Online's per-mailbox budget: with ``mailbox_rate`` set, e
 mailbox (named by the LOGIN of its connection, ``user*master``) in ``limited`` (every one
 when empty) takes at most that many APPENDs per second; an APPEND sooner is answered
 ``NO [THROTTLED] Request is throttled. Suggested Backoff Time: N milliseconds`` (N: until
-the mailbox's next slot), and the refusal and its hint are recorded per mailbox.
+the mailbox's next slot), and the refusal and its hint are recorded per mailbox. With
+``drop_flagged`` it removes ``\\Flagged`` from every APPEND's flags, as Exchange may.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class ThrottlingImapProxy:
         self.mailbox_refused: dict[str, list[tuple[float, float]]] = {}  # (when, suggested backoff seconds)
         self.mailbox_forwarded: dict[str, list[float]] = {}
         self.appended_bytes: dict[str, list[int]] = {}
+        self.drop_flagged = False
+        self.append_lines: list[bytes] = []
 
     async def start(self) -> None:
         """Listen."""
@@ -127,6 +130,9 @@ class ThrottlingImapProxy:
                     writer.write(tag + b" NO [LIMIT] Server busy, try again later\r\n")
                     continue
                 if command == b"APPEND":
+                    self.append_lines.append(line)
+                    if self.drop_flagged:
+                        line = line.replace(b"\\Flagged ", b"").replace(b" \\Flagged", b"").replace(b"\\Flagged", b"")
                     if self._slow(now):
                         self.slow_appends -= 1
                         await asyncio.sleep(self.slow_delay)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from continuity.core.failover import FailoverEvent, FailoverState
+from continuity.core.mail_folders import Flag
 from continuity.core.replay_journal import ItemState
 from tests.support.imap_mailbox import Copy, duplicates, read_mailbox
 from tests.support.imap_throttle import ThrottlingImapProxy
@@ -104,3 +105,25 @@ async def test_a_message_over_max_message_size_fails_at_once_and_is_never_sent(
     assert failed[0].attempts == 1 and "max_message_size" in failed[0].detail, failed[0]
     assert all(size < 4096 for size in proxy.appended_bytes[ALICE])  # never sent
     assert [copy.subject for copy in await _copies(primary, ALICE)] == ["Small"]
+
+
+async def test_flagged_dropped_by_the_server_is_set_again_and_mdnsent_goes_with_the_append(
+    tmp_path: Path, primary: PrimaryStandIn, proxy: ThrottlingImapProxy
+) -> None:
+    proxy.drop_flagged = True
+    overrides = replay_overrides(primary, primary={"imap_port": proxy.port})
+    async with webmail_appliance(tmp_path / "data", **overrides) as running:
+        await order(running, FailoverEvent.OPERATOR_FAILOVER)
+        for subject in ("Flagged", "Plain"):
+            await deliver(running, mail(subject, subject.lower()), [ALICE])
+        page = (await running.store.webmail.page(ALICE, "INBOX", 0, 50))[0]
+        [flagged] = [message.id for message in page if message.subject == "Flagged"]
+        await running.store.webmail.set_flag(ALICE, [flagged], Flag.FLAGGED, True)
+        await order(running, FailoverEvent.OPERATOR_FAILBACK)
+        await wait_for_state(running, FailoverState.NORMAL, 60)
+    # The flags went with the APPEND (the proxy took \Flagged out of it), and STORE set it again.
+    assert any(b"\\Flagged" in line for line in proxy.append_lines)
+    assert all(b"$MDNSent" in line for line in proxy.append_lines)
+    copies = {copy.subject: copy.flags for copy in await _copies(primary, ALICE)}
+    assert copies["Flagged"] == frozenset({"\\Flagged", "$MDNSent"}), copies
+    assert copies["Plain"] == frozenset({"$MDNSent"}), copies
