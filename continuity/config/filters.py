@@ -109,10 +109,10 @@ class AttachmentTextSettings(BaseModel):
         gt=0,
         description="Time budget for reading one message's attachments, checked between pages; the rest is unread.",
     )
-    max_page_tokens: int = Field(
+    max_page_objects: int = Field(
         default=30_000,
         ge=1000,
-        description="Most tokens of one PDF page's content (or a form it draws); a page past it is unreadable.",
+        description="Most objects (operators, operands) of a PDF page's content or a form it draws; past it: unread.",
     )
     max_documents: int = Field(default=10, ge=1, description="Most document attachments read per message.")
 

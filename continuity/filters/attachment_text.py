@@ -44,9 +44,9 @@ class TextLimits:
     max_member_bytes: int = 20 * 1024 * 1024
     max_ratio: int = 200
     seconds: float = 2.0
-    # Tokens of one PDF content stream (a page or a form it draws). pypdf's text extraction
-    # costs about 30 µs a token: a 7 KB PDF whose page holds 600,000 "(ab) Tj" took 60 s.
-    max_page_tokens: int = 30_000
+    # Objects (operators, operands) of one PDF content stream (a page or a form it draws). pypdf's extraction
+    # costs about 30 µs an object: a 7 KB PDF whose page holds 600,000 "(ab) Tj" took 60 s.
+    max_page_objects: int = 30_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +161,7 @@ def _read_pdf(name: str, data: bytes, collector: _Collector) -> None:
         array_based_stream_maximum_output_length=limit,
         maximum_declared_stream_length=limit,
         stream_decoding_work_maximum_length=limit * 4,
-        stream_parsing_work_maximum_count=collector.limits.max_page_tokens,
+        stream_parsing_work_maximum_count=collector.limits.max_page_objects,
         xform_maximum_invocations_per_extraction=_MAX_FORMS,
         jbig2dec_binary=None,
     ):
@@ -173,7 +173,7 @@ def _read_pdf(name: str, data: bytes, collector: _Collector) -> None:
 
 
 _INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
-# Form XObjects drawn per page (each parsed within max_page_tokens); an invoice has a few.
+# Form XObjects drawn per page (each parsed within max_page_objects); an invoice has a few.
 _MAX_FORMS = 20
 _MAX_TREE_DEPTH = 32
 

@@ -52,7 +52,7 @@ def _document_settings(bec: BecSettings) -> DocumentSettings | None:
         text.max_member_bytes,
         text.max_ratio,
         text.seconds,
-        text.max_page_tokens,
+        text.max_page_objects,
     )
     return DocumentSettings(limits, text.max_documents, bec.near_duplicate_similarity, bec.near_duplicate_days)
 
