@@ -385,6 +385,8 @@ class BecStage:
         if accounts:
             self._memory.remember_accounts(AccountObservation(correspondent, accounts, now))
         for document in signs.documents:
+            if not document.accounts:  # without payment details it can never be the other half of a pair
+                continue
             self._memory.remember_document(
                 DocumentObservation(
                     correspondent, message.message_id, document.filename, document.sketch, document.accounts, now
