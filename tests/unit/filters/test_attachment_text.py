@@ -80,7 +80,7 @@ def test_deep_object_nesting_is_unreadable_not_a_crash() -> None:
     started = time.monotonic()
     parts, unreadable, _ = _read("deep.pdf", make_pdf([["hello"]], page_extra=deep))
     assert time.monotonic() - started < 5.0
-    assert unreadable or parts == [("deep.pdf p.1", "hello\n")]
+    assert unreadable.startswith("malformed") and parts == []
 
 
 def test_a_zip_member_bomb_is_refused_by_size_and_by_ratio() -> None:

@@ -128,3 +128,27 @@ def test_sketch_similarity_estimates_jaccard() -> None:
     assert similarity(sketch(genuine), sketch(fraud)) >= 0.8
     assert similarity(sketch(genuine), sketch(unrelated)) < 0.5
     assert similarity((), sketch(genuine)) == 0.0
+
+
+async def test_a_near_duplicate_from_another_sender_in_the_same_thread_is_caught(stage: BecStage) -> None:
+    await _judge(stage, mail("<first@supplier.example>", make_pdf(invoice_lines(GENUINE))))
+    message = EmailMessage()
+    message["From"] = "Supplier Accounts <supplier.accounts@gmail.com>"
+    message["To"] = "alice@example.com"
+    message["Subject"] = "Re: Invoice"
+    message["Message-ID"] = "<reply@gmail.com>"
+    message["In-Reply-To"] = "<first@supplier.example>"
+    message.set_content("Corrected invoice attached.")
+    message.add_attachment(make_pdf(invoice_lines(FRAUD)), maintype="application", subtype="pdf", filename="inv.pdf")
+    view = parse_message(message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
+    envelope = Envelope("supplier.accounts@gmail.com", ("alice@example.com",), Direction.INBOUND, "192.0.2.8")
+    findings = (await stage.inspect(envelope, view)).findings
+    duplicate = next(finding for finding in findings if finding.code == "bec.invoice_near_duplicate")
+    assert duplicate.evidence[0].startswith("inv.pdf resembles invoice.pdf of <first@supplier.example>")
+
+
+async def test_deep_nesting_in_a_pdf_does_not_fail_the_stage(stage: BecStage) -> None:
+    deep = "/Deep " + "[" * 100_000 + "]" * 100_000 + " "
+    pdf = make_pdf([["Invoice"], [f"IBAN {FRAUD}"]], page_extra=deep)
+    findings = await _judge(stage, mail("<deep@supplier.example>", pdf), learn=False)
+    assert "bec.attachment_unreadable" in _codes(findings)
