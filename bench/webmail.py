@@ -121,7 +121,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
 
 async def _run(work: Path, args: argparse.Namespace) -> dict[str, object]:
     settings = Settings(data_dir=work, domains=["example.com"], webmail=WebmailSettings(cookie_secure=False))
-    store = await open_sqlite_store(settings.database_path, settings.blob_path)
+    store = await open_sqlite_store(settings.database_path, settings.blob_path, key_path=settings.webmail_key_path)
     workers = ProcessPipeline(settings, settings.filters.worker_count, idle_stop=False)  # as serve runs them
     workers.start()
     try:
