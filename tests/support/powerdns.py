@@ -7,6 +7,10 @@ Caches keep PowerDNS's defaults, as in production: the API purges them on every 
 and :meth:`PowerDnsServer.edit_by_hand` purges them after a ``pdnsutil`` edit as an
 administrator would (``pdns_control purge``). Nothing of the system's PowerDNS
 configuration is used.
+
+With an ``update_key`` the server also takes RFC 2136 UPDATEs (``dnsupdate=yes``, from
+loopback only) signed with that TSIG key: the key is imported with ``pdnsutil
+import-tsig-key`` and every zone gets the ``TSIG-ALLOW-DNSUPDATE`` metadata naming it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import dns.query
 import dns.rdatatype
 import httpx
 
+from tests.support.bind import TsigKey
 from tests.support.ports import free_port
 
 SCHEMA_PATHS = (
@@ -48,6 +53,7 @@ class PowerDnsServer:
         address: str = "127.0.0.1",
         port: int | None = None,
         api_key: str | None = None,
+        update_key: TsigKey | None = None,
     ) -> None:
         self.workdir = workdir
         self.zones = zones
@@ -55,6 +61,7 @@ class PowerDnsServer:
         self.port = port if port is not None else free_port()
         self.api_port = free_port()
         self.api_key = api_key or secrets.token_urlsafe(24)
+        self.update_key = update_key
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "pdns.log"
         self.database = workdir / "pdns.sqlite3"
@@ -78,6 +85,7 @@ class PowerDnsServer:
             f"webserver-address={self.address}\n"
             f"webserver-port={self.api_port}\n"
             "webserver-allow-from=127.0.0.0/8,::1/128\n"
+            + ("dnsupdate=yes\nallow-dnsupdate-from=127.0.0.0/8,::1/128\n" if self.update_key else "")
         )
 
     def start(self, timeout: float = 20.0) -> None:
@@ -94,6 +102,11 @@ class PowerDnsServer:
             file = self.workdir / f"{origin}.zone"
             file.write_text(text)
             self.pdnsutil("load-zone", origin, str(file))
+        if self.update_key is not None:
+            key = self.update_key
+            self.pdnsutil("import-tsig-key", key.name, key.algorithm, key.secret)
+            for origin in self.zones:
+                self.pdnsutil("set-meta", origin, "TSIG-ALLOW-DNSUPDATE", key.name)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [_tool("pdns_server"), f"--config-dir={self.workdir}"], stdout=log, stderr=log

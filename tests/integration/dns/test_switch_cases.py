@@ -1,13 +1,16 @@
 """The four cases on every real server: dns check, failover, failback, the compare-and-swap refusal after a hand edit.
 
 BIND and Knot DNS are switched through the ``rfc2136`` provider (Knot with the ACL that
-docs/dns-providers.md gives), PowerDNS Authoritative through the ``powerdns`` provider
-(its HTTP API). Every switch is verified by querying the server directly.
+docs/dns-providers.md gives), PowerDNS Authoritative twice: through the ``powerdns``
+provider (its HTTP API) and, as ``powerdns-rfc2136``, through the ``rfc2136`` provider
+(``dnsupdate=yes`` with a TSIG key allowed by the zone's ``TSIG-ALLOW-DNSUPDATE``
+metadata). Every switch is verified by querying the server directly.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +21,58 @@ from continuity.services.failover_wiring import FailoverServices
 from continuity.store.protocol import Store
 from tests.integration.dns.conftest import (
     ELSEWHERE_MX,
+    KINDS,
     PRIMARY_MX,
+    RECORDS,
     STANDBY_MX,
     Deployment,
     failover_services,
     make_settings,
     run_cli,
+    start_deployment,
 )
+from tests.support.bind import TsigKey, zone_text
+from tests.support.powerdns import PowerDnsServer
 
 pytestmark = pytest.mark.slow
+
+
+def start_powerdns_rfc2136(workdir: Path) -> Deployment:
+    """PowerDNS Authoritative for example.com, switched through the rfc2136 provider (DNS UPDATE with TSIG)."""
+    key = TsigKey.generate()
+    text = zone_text("example.com", RECORDS, ttl=60)
+    pdns = PowerDnsServer(workdir / "pdns", {"example.com": text}, update_key=key)
+    pdns.start()
+    common = {
+        "server": f"127.0.0.1:{pdns.port}",
+        "verify_port": pdns.port,
+        "primary_mx": [PRIMARY_MX],
+        "standby_mx": [STANDBY_MX],
+        "ttl": 60,
+        "verify_timeout": 5,
+        "attempts": 2,
+        "query_timeout": 2,
+    }
+    return Deployment(
+        "powerdns-rfc2136",
+        pdns.port,
+        {**common, "provider": "rfc2136", "tsig_key_name": key.name, "tsig_secret": key.secret},
+        {**common, "provider": "rfc2136", "tsig_key_name": key.name, "tsig_secret": TsigKey.generate().secret},
+        pdns.query,
+        lambda records: pdns.edit_by_hand("example.com", "@", "MX", 60, records),
+        pdns.stop,
+    )
+
+
+@pytest.fixture(params=(*KINDS, "powerdns-rfc2136"))
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+    """Each server in turn, started for one test; PowerDNS also as an RFC 2136 server."""
+    kind = str(request.param)
+    started = start_powerdns_rfc2136(tmp_path) if kind == "powerdns-rfc2136" else start_deployment(kind, tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 def _state(services: FailoverServices) -> FailoverState:
@@ -55,6 +101,11 @@ def test_dns_check_passes_and_names_what_is_wrong(tmp_path: Path, deployment: De
     output = " ".join(bad.stdout.split())  # the table wraps long details
     if deployment.kind == "powerdns":
         assert "refused the API key (401): check dns.powerdns.api_key" in output, output
+    elif deployment.kind == "powerdns-rfc2136":
+        # PowerDNS 4.7 answers an UPDATE whose signature fails with a plain REFUSED that carries
+        # no TSIG record (not BADSIG as RFC 8945 5.2 asks), which dnspython rejects as unsigned.
+        assert "key may update the zone │ FAILED" in output, output
+        assert "response requires a TSIG but does not have one" in output, output
     else:
         assert "refused our TSIG key" in output, output
     # The credentials are wrong, the records are still readable: the TTL is checked on every server.
