@@ -23,8 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 # Exchange Online: "Request is throttled. Suggested Backoff Time: 1234 milliseconds".
-_BACKOFF_HINT = re.compile(r"suggested\s+backoff\s+time\s*:?\s*(\d{1,9})\s*(milliseconds|ms|seconds|s)\b", re.I)
-_MAILBOX_THROTTLE = re.compile(r"\[THROTTLED\]|request is throttled|suggested\s+backoff\s+time", re.I)
+# Possessive runs: linear on a reply of spaces (and only the first 1000 characters are read).
+_BACKOFF_HINT = re.compile(r"suggested\s++backoff\s++time\s*+:?\s*+(\d{1,9})\s*+(milliseconds|ms|seconds|s)\b", re.I)
+_MAILBOX_THROTTLE = re.compile(r"\[THROTTLED\]|request is throttled|suggested\s++backoff\s++time", re.I)
 
 
 def mailbox_throttle(text: str) -> bool:

@@ -134,3 +134,12 @@ def test_received_from_is_linear() -> None:
     grows_linearly(lambda n: b"from " + b"x" * n, client_of, 50_000)
     found = envelope_from_headers(b"Received: from mx.example.org (mx.example.org [192.0.2.7]) by us\r\n\r\nbody\r\n")
     assert (found.client_helo, found.client_address) == ("mx.example.org", "192.0.2.7")
+
+
+def test_throttle_hints_are_linear() -> None:
+    from continuity.core.replay_mailbox_flow import _BACKOFF_HINT, _MAILBOX_THROTTLE
+
+    grows_linearly(lambda n: "suggested backoff time" + " " * n + "x", lambda t: _BACKOFF_HINT.search(str(t)), 20_000)
+    grows_linearly(lambda n: "suggested " * n, lambda t: _MAILBOX_THROTTLE.search(str(t)), 20_000)
+    found = _BACKOFF_HINT.search("NO Request is throttled. Suggested Backoff Time: 1234 milliseconds")
+    assert found is not None and found.group(1) == "1234"

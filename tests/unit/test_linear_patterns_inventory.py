@@ -172,6 +172,14 @@ INVENTORY: dict[tuple[str, str], tuple[str, str]] = {
         "",
         "checks the operator's API address (anchored, one run)",
     ),
+    ("continuity/core/replay_mailbox_flow.py", "_BACKOFF_HINT"): (
+        f"{_CORE}::test_throttle_hints_are_linear",
+        "the primary's reply, first 1000 characters; literal words joined by possessive runs of spaces",
+    ),
+    ("continuity/core/replay_mailbox_flow.py", "_MAILBOX_THROTTLE"): (
+        f"{_CORE}::test_throttle_hints_are_linear",
+        "the primary's reply, first 1000 characters; literal alternatives, possessive runs of spaces",
+    ),
     ("continuity/services/filter_eval.py", "_RECEIVED_FROM"): (
         f"{_CORE}::test_received_from_is_linear",
         "'continuity filter eval' reads message files: matched once at the first 'from', possessive runs",

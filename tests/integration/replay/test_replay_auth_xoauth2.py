@@ -132,9 +132,9 @@ async def test_full_cycle_over_xoauth2(tmp_path: Path, endpoint: TokenEndpoint, 
     alice = await _mailbox(primary, "alice@example.com")
     assert duplicates(alice) == [] and len(alice) == 3
     assert {(c.subject, c.folder, tuple(sorted(c.flags))) for c in alice} == {
-        ("Filed", "Projects", ()),
-        ("Flagged", "INBOX", ("\\Flagged",)),
-        ("Plain", "INBOX", ()),
+        ("Filed", "Projects", ("$MDNSent",)),
+        ("Flagged", "INBOX", ("$MDNSent", "\\Flagged")),
+        ("Plain", "INBOX", ("$MDNSent",)),
     }
     plain = next(copy for copy in alice if copy.subject == "Plain")
     assert f'"{plain.internal_date}"' == internal_date(plain_at)

@@ -104,9 +104,9 @@ async def test_webmail_changes_during_restoring_reach_the_primary(tmp_path: Path
     alice = await _mailbox(primary, "alice@example.com")
     assert duplicates(alice) == [] and len(alice) == 3
     assert {(c.subject, c.folder, tuple(sorted(c.flags))) for c in alice} == {
-        ("Filed later", "Later", ()),
-        ("Flagged later", "INBOX", ("\\Flagged",)),
-        ("Left alone", "INBOX", ()),
+        ("Filed later", "Later", ("$MDNSent",)),
+        ("Flagged later", "INBOX", ("$MDNSent", "\\Flagged")),
+        ("Left alone", "INBOX", ("$MDNSent",)),
     }
     assert [c.subject for c in await _mailbox(primary, "bob@example.com")] == ["For bob"]
 
