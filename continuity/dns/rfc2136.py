@@ -84,6 +84,14 @@ class Rfc2136Provider:
             raise DnsUpdateError(
                 f"the server refused our TSIG key '{self._credentials.name}': {describe(exc)}{acl}"
             ) from exc
+        except dns.exception.FormError as exc:
+            if "requires a TSIG" not in str(exc):
+                raise DnsUpdateError(f"update to {HostPort(self._server, self._port)} failed: {describe(exc)}") from exc
+            # PowerDNS answers a wrong key or secret with an unsigned REFUSED (not BADSIG, RFC 8945 5.2).
+            raise DnsUpdateError(
+                f"the server refused our TSIG key '{self._credentials.name}': its answer was not signed "
+                "(PowerDNS answers a wrong key name or secret so)"
+            ) from exc
         except (dns.exception.DNSException, OSError) as exc:
             raise DnsUpdateError(f"update to {HostPort(self._server, self._port)} failed: {describe(exc)}") from exc
         return response.rcode()
