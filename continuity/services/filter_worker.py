@@ -197,7 +197,16 @@ async def _serve(settings: Settings, connection: socket.socket, parsing: ctypes.
 
 
 def _exit_with(parent: int) -> None:
-    """End this worker when the main process is gone, even in the middle of an evaluation."""
-    while os.getppid() == parent:
+    """End this worker when the main process is gone, even in the middle of an evaluation.
+
+    The worker's parent is the fork server, not the main process, so the main process is
+    watched by its pid (os.kill with signal 0 asks whether it still exists).
+    """
+    while True:
         time.sleep(_PARENT_CHECK_SECONDS)
-    os._exit(0)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # the pid was reused by another user's process: ours is gone
+            os._exit(0)
