@@ -23,6 +23,7 @@ import ctypes
 import logging
 import os
 import resource
+import signal
 import socket
 import threading
 import time
@@ -165,6 +166,10 @@ class _Judge(asyncio.Protocol):
 
 def run_worker(settings: Settings, connection: socket.socket, parent: int, parsing: ctypes.c_longlong) -> None:
     """The worker process's main function (the target of its multiprocessing.Process)."""
+    # Ctrl-C and a service stop signal the whole process group; the worker ends when the main
+    # process closes its socket (or dies), so that the main process stops it in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if settings.filters.worker_memory:
         limit = settings.filters.worker_memory * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
