@@ -88,6 +88,22 @@ class ImapTarget:
         """host:port, as errors name it."""
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
+    def new_client(self) -> tuple[aioimaplib.IMAP4_SSL, ReplyGuard]:
+        """A client of the primary (not yet connected) behind the guard that bounds its replies."""
+        client = aioimaplib.IMAP4_SSL(host=self.host, port=self.port, timeout=self.timeout, ssl_context=self.tls)
+        return client, guard_client(client, self.server, self.limits)
+
+    async def greeting(self, client: aioimaplib.IMAP4_SSL, guard: ReplyGuard) -> None:
+        """Connect and wait for the server's greeting."""
+        await guard.run("greeting", client.wait_hello_from_server(), self.timeout)
+
+    async def log_in(self, client: aioimaplib.IMAP4_SSL, guard: ReplyGuard, mailbox: str) -> None:
+        """Log in to mailbox as [replay] auth says."""
+        await log_in(
+            client, guard, self.login, mailbox, server=self.server, host=self.host, port=self.port,
+            deadline=self.timeout,
+        )  # fmt: skip
+
 
 def _text(lines: list[bytes | bytearray | str]) -> str:
     parts = [line.decode(errors="replace") if isinstance(line, bytes | bytearray) else line for line in lines]
@@ -126,23 +142,11 @@ class MailboxSession:
     @classmethod
     async def open(cls, target: ImapTarget, mailbox: str) -> MailboxSession:
         """Connect and log in; ImapSessionError when the primary refuses or is unreachable."""
-        client = aioimaplib.IMAP4_SSL(
-            host=target.host, port=target.port, timeout=target.timeout, ssl_context=target.tls
-        )
-        guard = guard_client(client, target.server, target.limits)
+        client, guard = target.new_client()
         try:
-            await guard.run("greeting", client.wait_hello_from_server(), target.timeout)
+            await target.greeting(client, guard)
             try:
-                await log_in(
-                    client,
-                    guard,
-                    target.login,
-                    mailbox,
-                    server=target.server,
-                    host=target.host,
-                    port=target.port,
-                    deadline=target.timeout,
-                )
+                await target.log_in(client, guard, mailbox)
             except LoginRefusedError as exc:
                 kind = classify_imap_no(exc.detail)
                 raise ImapSessionError(

@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass
 import aioimaplib
 
 from continuity.adapters.imap_append import ImapTarget
-from continuity.adapters.imap_auth import LoginRefusedError, log_in
-from continuity.adapters.imap_guard import guard_client
+from continuity.adapters.imap_auth import LoginRefusedError
 from continuity.config.settings import Settings
 from continuity.core.imap_syntax import ImapSyntaxError, mailbox_argument
 from continuity.errors import PrimaryAuthError, PrimaryReplyError
@@ -58,22 +57,12 @@ def _connect_problem(exc: BaseException, target: ImapTarget) -> str:
 
 async def check_mailbox(target: ImapTarget, mailbox: str, folders: Iterable[str]) -> MailboxCheck:
     """Open mailbox on the primary and select folders; never raises for what the primary answers."""
-    client = aioimaplib.IMAP4_SSL(host=target.host, port=target.port, timeout=target.timeout, ssl_context=target.tls)
-    guard = guard_client(client, target.server, target.limits)
+    client, guard = target.new_client()
     step = "connect"
     try:
-        await guard.run("greeting", client.wait_hello_from_server(), target.timeout)
+        await target.greeting(client, guard)
         step = "login"
-        await log_in(
-            client,
-            guard,
-            target.login,
-            mailbox,
-            server=target.server,
-            host=target.host,
-            port=target.port,
-            deadline=target.timeout,
-        )
+        await target.log_in(client, guard, mailbox)
         step = "folder"
         for folder in folders:
             reply = await guard.run("SELECT", client.select(mailbox_argument(folder)), target.timeout)
