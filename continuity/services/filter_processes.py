@@ -25,13 +25,9 @@ loses two workers, or whose parse raises, is unscannable too; nothing is judged 
 main process. A request that finds no worker within its deadline (they cannot start)
 is unscannable as well, and the spawning is retried with a growing pause.
 
-Lanes. Half of the workers (at least one) make the heavy lane, the rest the light one
-(a replacement takes the lane of the worker it replaces): a message over
-``HEAVY_BYTES`` goes only there, one at a time per worker, and only to a worker that
-holds no small message. A small one goes to any worker that holds no large one, and
-keeps off the heavy lane while large ones wait for it. A flood of large hostile messages
-then fills the heavy lane and waits there, while ordinary mail is judged at once by the
-others; with no large mail, every worker judges small messages.
+Lanes (continuity/core/worker_lanes.py). Large messages go only to half of the workers,
+small ones keep off those while large ones wait: a flood of large hostile messages fills
+that lane and waits there, while ordinary mail is judged at once by the others.
 
 Learning. Requests made with ``learn=True`` (ingest, outbound) come back with what the
 worker's stages learned (thread and account observations); the main process writes
@@ -58,6 +54,7 @@ from typing import Any, cast
 
 from continuity.config.settings import Settings
 from continuity.core.pipeline import Envelope, Verdict
+from continuity.core.worker_lanes import HEAVY_BYTES, joins_heavy_lane, takes_heavy, takes_light
 from continuity.errors import StorageError, UnreadableContentError
 from continuity.services.content_calls import CALLS
 from continuity.services.filter_link import Answer, WorkerLink
@@ -77,9 +74,6 @@ _JOIN_SECONDS = 5.0  # a stopping worker gets this long to exit before it is kil
 _ATTEMPTS = 2  # a message whose worker was lost this many times is unscannable
 _RESPAWN_FIRST, _RESPAWN_MAX = 0.5, 30.0
 _READY_SECONDS = 120.0  # a starting worker must have built its pipeline by then
-# Messages larger than this go to the heavy lane, at most _HEAVY_OUTSTANDING per worker.
-HEAVY_BYTES = 256 * 1024
-_HEAVY_OUTSTANDING = 1
 
 
 class FilterWorkerError(Exception):
@@ -214,20 +208,12 @@ class ProcessPipeline:
             self._idle = asyncio.get_running_loop().call_later(_IDLE_SECONDS, self._stop_idle)
 
     def _heavy_room(self, link: WorkerLink[_Request]) -> bool:
-        if not link.heavy_lane or len(link.outstanding) >= _OUTSTANDING:
-            return False
-        if self._processes == 1:
-            return sum(request.heavy for request in link.outstanding.values()) < _HEAVY_OUTSTANDING
-        # Only once the small messages it holds are answered: none of them waits behind a large one.
-        return not link.outstanding
+        held = [request.heavy for request in link.outstanding.values()]
+        return takes_heavy(link.heavy_lane, held, self._processes, _OUTSTANDING)
 
     def _light_room(self, link: WorkerLink[_Request]) -> bool:
-        if len(link.outstanding) >= _OUTSTANDING:
-            return False
-        if self._processes == 1 or not link.heavy_lane:
-            return True
-        # A heavy-lane worker takes small messages only while no large one is in it or waiting for it.
-        return not self._waiting_heavy and not any(request.heavy for request in link.outstanding.values())
+        held = [request.heavy for request in link.outstanding.values()]
+        return takes_light(link.heavy_lane, held, self._processes, bool(self._waiting_heavy), _OUTSTANDING)
 
     def _send(self, link: WorkerLink[_Request], request: _Request) -> None:
         request_id = next(self._ids)
@@ -381,8 +367,7 @@ class ProcessPipeline:
             link.close()
             self._reap_later([link.process])
             return
-        light_wanted = self._processes - max(1, self._processes // 2)
-        link.heavy_lane = sum(not other.heavy_lane for other in self._links) >= light_wanted
+        link.heavy_lane = joins_heavy_lane([other.heavy_lane for other in self._links], self._processes)
         self._links.append(link)
         log.info("filter worker %s started (%s lane)", link.name, "heavy" if link.heavy_lane else "light")
         self.admit()
